@@ -1,0 +1,131 @@
+"""Checkpoints as folders: ``config.json`` + ``model.safetensors`` + ``history.json``
+(+ ``metrics.json`` and cached artifacts added later by evaluation).
+
+Loading needs nothing but the folder and never unpickles: the config is JSON naming a registered
+variant, the weights are safetensors. Saving is atomic: everything is written to a temporary
+folder beside the target, which then replaces the target by rename, so a crash mid-save leaves
+the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_model, save_model
+
+from vaelab.registry import config_from_dict, config_to_dict, get_entry
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+HISTORY = "history.json"
+METRICS = "metrics.json"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """The folder is not a readable vaelab checkpoint; the message says what is wrong."""
+
+
+def variant_name(model) -> str:
+    """The registry name a model was created under (stored on it by :func:`vaelab.create`)."""
+    name = getattr(model, "variant", None)
+    if name is None:
+        raise ValueError("model has no registry name; create it with vaelab.create(name, ...)")
+    return name
+
+
+def save_checkpoint(model, out_dir: str | os.PathLike, *, dataset: str | None = None,
+                    seed: int | None = None, history: list | dict | None = None,
+                    extra: dict[str, Any] | None = None, extra_files: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` to the folder ``out_dir`` atomically; returns the folder.
+
+    Files already in an existing checkpoint folder that this call does not write (metrics,
+    cached artifacts) are carried over. ``extra_files`` maps file names to JSON-able objects.
+    """
+    from vaelab import __version__
+
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        if out.is_dir():  # keep what evaluation stored beside the weights
+            for f in out.iterdir():
+                if f.name not in (CONFIG, WEIGHTS, HISTORY) and f.is_file():
+                    shutil.copy2(f, tmp / f.name)
+        meta = {
+            "format": FORMAT_VERSION,
+            "variant": variant_name(model),
+            "config": config_to_dict(model.config),
+            "dataset": dataset,
+            "seed": seed,
+            "vaelab_version": __version__,
+            **(extra or {}),
+        }
+        (tmp / CONFIG).write_text(json.dumps(meta, indent=2))
+        was_training = model.training
+        save_model(model.eval(), str(tmp / WEIGHTS))
+        model.train(was_training)
+        if history is not None:
+            (tmp / HISTORY).write_text(json.dumps(history, indent=2))
+        for name, obj in (extra_files or {}).items():
+            (tmp / name).write_text(json.dumps(obj, indent=2))
+        _swap_in(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Replace ``out`` by ``tmp`` with renames; the old folder is removed only afterwards."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read_config(folder: str | os.PathLike) -> dict:
+    folder = Path(folder)
+    path = folder / CONFIG
+    if not path.is_file():
+        raise CheckpointError(f"{folder} is not a vaelab checkpoint: it has no {CONFIG}. "
+                              "A checkpoint folder holds config.json and model.safetensors.")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error})") from error
+
+
+def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu"):
+    """Rebuild the model saved in ``folder`` (in eval mode); needs only the folder."""
+    folder = Path(folder)
+    meta = read_config(folder)
+    try:
+        entry = get_entry(meta["variant"])
+    except KeyError as error:
+        raise CheckpointError(f"{folder}: {error.args[0]}") from None
+    config = config_from_dict(entry.config_cls, meta.get("config", {}))
+    model = entry.model_cls(config)
+    model.variant = entry.name
+    weights = folder / WEIGHTS
+    if not weights.is_file():
+        raise CheckpointError(f"{folder} has a config but no {WEIGHTS}")
+    try:
+        missing, unexpected = load_model(model, str(weights), strict=True, device=str(device))
+    except Exception as error:
+        raise CheckpointError(f"{weights} does not match a {entry.name} model with this config: {error}") from error
+    return model.to(device).eval()
+
+
+def read_json(folder: str | os.PathLike, name: str, default=None):
+    path = Path(folder) / name
+    return json.loads(path.read_text()) if path.is_file() else default

@@ -1,0 +1,157 @@
+"""Command line: ``python -m vaelab list | train | …``.
+
+Subcommands are a table (name -> (add_arguments, run)); later ones (eval, bench, zoo) add rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+COMMANDS: dict[str, tuple] = {}
+
+
+def command(name: str, help_: str):
+    def decorate(fn):
+        COMMANDS[name] = (help_, fn)
+        return fn
+    return decorate
+
+
+def parse_set(pairs: list[str]) -> dict:
+    """``["latent_dim=2", "hidden=[256,128]", "backbone=conv"]`` -> dict; values are JSON when they
+    parse as JSON, strings otherwise."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SystemExit(f"--set expects key=value, got {pair!r}")
+        key, raw = pair.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+# --- list ------------------------------------------------------------------------------------
+
+def add_list(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--verbose", "-v", action="store_true", help="also print each variant's config fields")
+
+
+@command("list", "list the registered model variants")
+def run_list(args) -> int:
+    import dataclasses
+
+    from vaelab.registry import list_variants
+
+    entries = list_variants()
+    width = max(len(e.name) for e in entries)
+    for family in dict.fromkeys(e.family for e in entries):
+        print(f"{family}:")
+        for e in entries:
+            if e.family == family:
+                print(f"  {e.name:<{width}}  {e.description}")
+                if args.verbose:
+                    for f in dataclasses.fields(e.config_cls):
+                        print(f"  {'':<{width}}    {f.name} = {f.default!r}")
+    return 0
+
+
+# --- train -----------------------------------------------------------------------------------
+
+def add_train(p: argparse.ArgumentParser) -> None:
+    from vaelab.data import DATASETS
+
+    p.add_argument("variant", help="a name from `python -m vaelab list`, e.g. vae")
+    p.add_argument("--dataset", default="digits", choices=DATASETS,
+                   help="training data (default: digits, bundled, needs no files)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder holding MNIST/raw/… (default: $VAELAB_DATA, else ~/.cache/vaelab/data)")
+    p.add_argument("--no-download", action="store_true", help="never try to download the dataset")
+    p.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
+    p.add_argument("--batch-size", type=int, default=128, help="images per step (default 128)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--device", default="auto", help="auto (cuda if present, else cpu), cpu or cuda")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--binarize", default="none", choices=["none", "dynamic"],
+                   help="dynamic: resample each batch as Bernoulli(pixel), the setting of published VAE likelihoods")
+    p.add_argument("--grad-clip", type=float, default=None, help="clip gradient norm to this value")
+    p.add_argument("--out", required=True, help="checkpoint folder to write (created or replaced atomically)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set latent_dim=2 --set hidden=[256,128]; "
+                        "see `python -m vaelab list -v` for the fields")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+@command("train", "train a variant and write its checkpoint folder")
+def run_train(args) -> int:
+    import torch
+
+    from vaelab.data import DatasetNotFoundError, load_dataset
+    from vaelab.registry import create, get_entry
+    from vaelab.train import NonFiniteLossError, TrainSettings, fit
+
+    try:
+        get_entry(args.variant)
+    except KeyError as error:
+        print(f"error: {error.args[0]}", file=sys.stderr)
+        return 2
+    try:
+        data = load_dataset(args.dataset, args.data_dir, download=False if args.no_download else None)
+    except DatasetNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    overrides = {"image_shape": data.image_shape, "num_classes": data.num_classes,
+                 **parse_set(args.overrides)}
+    torch.manual_seed(args.seed)
+    try:
+        model = create(args.variant, **overrides)
+    except (ValueError, TypeError) as error:
+        print(f"error: bad config for {args.variant}: {error}", file=sys.stderr)
+        return 2
+    settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                             device=args.device, threads=args.threads, binarize=args.binarize,
+                             grad_clip=args.grad_clip, progress=not args.quiet)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"training {args.variant} ({n_params:,} parameters) on {data.source}, "
+          f"{len(data.train_x):,} train / {len(data.test_x):,} test images")
+    try:
+        history = fit(model, data, settings, out_dir=args.out)
+    except NonFiniteLossError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    last = history["epochs"][-1]
+    total_s = sum(e["seconds"] for e in history["epochs"])
+    print(f"done in {total_s:.1f}s: val loss {last['val']['total']:.4f}; checkpoint in {Path(args.out)}")
+    return 0
+
+
+SETUP = {"list": add_list, "train": add_train}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m vaelab",
+        description="Train, load and inspect autoencoders: every variant behind one interface.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=textwrap.dedent("""\
+            examples:
+              python -m vaelab list
+              python -m vaelab train vae --dataset digits --epochs 20 --out runs/vae-digits
+              python -m vaelab train vae --dataset mnist --epochs 30 --set latent_dim=2 --out runs/vae2d
+            """))
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_, _) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        SETUP.get(name, lambda _p: None)(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command][1](args)

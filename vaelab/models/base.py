@@ -1,0 +1,182 @@
+"""The one model contract every variant honours.
+
+A model answers the same questions whatever its class, so the trainer, the checkpoint loader,
+the metrics and the app never look at class names:
+
+- ``encode(x, y) -> Latent``: the latent, carrying what the variant has (mean and log-variance,
+  codebook indices, logits, one entry per level for hierarchical models);
+- ``decode(z, y) -> images`` and ``decode_params(z, y) -> decoder output`` (logits or means);
+- ``reconstruct(x, y) -> images`` (deterministic: posterior mean / argmax / nearest code);
+- ``loss(x, y, step) -> LossOutput``: named terms with one ``total``;
+- ``sample(n, y) -> images`` where ``info.can_sample``;
+- ``info``: what the model *is* (:class:`ModelInfo`).
+
+Training hooks with defaults that fit most models: ``optimizer_groups`` (one optimiser per
+group; adversarial models return a generator and a discriminator group) and
+``training_phases``/``set_phase`` (the stacked autoencoder's greedy layer-wise pretraining).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vaelab import losses
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W) of the images; set from the dataset
+    backbone: str = "mlp"  # "mlp" (fully connected) or "conv" (stride-2 convolutions, then MLP head)
+    hidden: tuple[int, ...] = (512, 256)  # MLP widths after the input/trunk, encoder order; decoder mirrors
+    channels: tuple[int, ...] = (32, 64)  # conv backbone: output channels of each stride-2 stage
+    activation: str = "relu"  # non-linearity between layers (relu, leaky_relu, elu, gelu, sigmoid, tanh, identity)
+    latent_dim: int = 32  # number of latent units
+    likelihood: str = "bernoulli"  # decoder likelihood: bernoulli (logits, BCE), gaussian (fixed sigma) or mse
+    gaussian_sigma: float = 0.1  # standard deviation of the gaussian likelihood
+    num_classes: int = 10  # label count, for conditional models and colouring plots
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model is, so callers can switch views on and off without knowing its class."""
+
+    latent: str  # "continuous" or "discrete"
+    variational: bool  # has a posterior q(z|x) and a prior: ELBO, KL, sampling from the prior
+    conditional: bool  # encode/decode/sample take labels y
+    latent_shapes: tuple[tuple[int, ...], ...]  # shape of z per level, batch dimension excluded
+    codebook_size: int | None = None  # K for discrete latents (per level)
+    can_sample: bool = False  # sample(n) produces images
+    has_prior: bool = False  # a learned prior over codes is attached
+    likelihood: str = "bernoulli"
+
+    @property
+    def levels(self) -> int:
+        return len(self.latent_shapes)
+
+    @property
+    def latent_dim(self) -> int:
+        """Total number of latent numbers per image (all levels, flattened)."""
+        total = 0
+        for shape in self.latent_shapes:
+            n = 1
+            for s in shape:
+                n *= s
+            total += n
+        return total
+
+
+@dataclass
+class Latent:
+    """The result of ``encode``. ``z`` is what ``decode`` takes: one tensor, or a tuple with one
+    tensor per level (top level last) for hierarchical models. Other fields are filled where the
+    variant has them, with the same per-level convention."""
+
+    z: torch.Tensor | tuple[torch.Tensor, ...]
+    mean: torch.Tensor | tuple | None = None  # Gaussian posterior means  (B, D)
+    logvar: torch.Tensor | tuple | None = None  # Gaussian posterior log-variances  (B, D)
+    indices: torch.Tensor | tuple | None = None  # codebook indices  (B, h, w) or (B, N)
+    logits: torch.Tensor | tuple | None = None  # categorical logits  (B, N, K) / (B, K, h, w)
+    extras: dict = field(default_factory=dict)  # variant-specific (pre-quantisation z_e, ...)
+
+    def flat(self) -> torch.Tensor:
+        """All of ``z`` flattened to ``(B, D)``: one vector per image for projections and k-NN."""
+        parts = self.z if isinstance(self.z, tuple) else (self.z,)
+        return torch.cat([p.reshape(p.shape[0], -1) for p in parts], 1)
+
+
+@dataclass
+class LossOutput:
+    """Named loss terms, batch means. ``total`` is what the optimiser minimises; ``terms`` are
+    logged each epoch. ``objectives`` maps an optimizer group to the scalar it minimises; by
+    default the one group ``model`` minimises ``total``."""
+
+    total: torch.Tensor
+    terms: dict[str, torch.Tensor]
+    objectives: dict[str, torch.Tensor] | None = None
+
+    def objective(self, group: str) -> torch.Tensor:
+        if self.objectives is None:
+            return self.total
+        return self.objectives[group]
+
+
+class SamplingNotSupported(RuntimeError):
+    """Raised by ``sample`` on models whose latent has no prior to sample from."""
+
+
+class AutoEncoder(nn.Module):
+    """Base class: an encoder, a decoder and the contract above. Subclasses set ``info`` and
+    implement ``encode``, ``decode_params`` and ``loss``."""
+
+    config: BaseConfig
+
+    def __init__(self, config: BaseConfig):
+        super().__init__()
+        self.config = config
+
+    # --- what the model is ----------------------------------------------------------------
+    @property
+    def info(self) -> ModelInfo:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    # --- the contract ---------------------------------------------------------------------
+    def condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        """One-hot labels for conditional models, ``None`` otherwise."""
+        if not self.info.conditional:
+            return None
+        if y is None:
+            raise ValueError("this model is conditional: pass labels y")
+        return F.one_hot(y.long(), self.config.num_classes).float()
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Latent:
+        raise NotImplementedError
+
+    def decode_params(self, z, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Decoder output: the likelihood's parameters (logits or means), ``(B, C, H, W)``."""
+        raise NotImplementedError
+
+    def decode(self, z, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Latent -> images ``(B, C, H, W)`` (Bernoulli means for logit decoders)."""
+        return losses.params_to_image(self.decode_params(z, y), self.config.likelihood)
+
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Deterministic reconstruction: decode the posterior mean / nearest code / argmax."""
+        was_training = self.training
+        self.eval()
+        try:
+            return self.decode(self.encode(x, y).z, y)
+        finally:
+            self.train(was_training)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, step: int = 0) -> LossOutput:
+        raise NotImplementedError
+
+    def sample(self, n: int, y: torch.Tensor | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        raise SamplingNotSupported(f"{type(self).__name__} has no prior to sample from")
+
+    def recon_nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Per-image reconstruction term under this model's likelihood, ``(B,)``."""
+        return losses.reconstruction_nll(params, x, self.config.likelihood,
+                                         self.config.gaussian_sigma)
+
+    # --- training hooks -------------------------------------------------------------------
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters per optimiser; the trainer steps each group on its own objective."""
+        return {"model": [p for p in self.parameters() if p.requires_grad]}
+
+    def training_phases(self, epochs: int) -> list[tuple[str, int]]:
+        """``(phase, epochs)`` pairs the trainer runs in order; most models have one phase."""
+        return [("train", epochs)]
+
+    def set_phase(self, phase: str) -> None:
+        """Called by the trainer at the start of each phase."""
+
+    def parameters_meant_to_learn(self) -> Iterator[tuple[str, nn.Parameter]]:
+        """Parameters that the final phase's objectives should reach (for the contract tests)."""
+        return ((n, p) for n, p in self.named_parameters() if p.requires_grad)

@@ -1,0 +1,49 @@
+"""Schedules as pure functions of the optimisation step.
+
+KL warm-up (Bowman et al. 2016, linear; Fu et al. 2019, cyclical) for every VAE-like model, and
+temperature annealing for Gumbel-softmax models (Jang et al. 2016, exponential decay to a floor).
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def kl_weight(step: int, beta: float, warmup: str = "none", warmup_steps: int = 0,
+              cycles: int = 4, ratio: float = 0.5) -> float:
+    """The KL weight at ``step``.
+
+    - ``none``: ``beta`` throughout.
+    - ``linear``: rises from 0 to ``beta`` over ``warmup_steps``, then stays.
+    - ``cyclical``: ``cycles`` cycles over ``warmup_steps``; in each, rises linearly over the first
+      ``ratio`` of the cycle, then holds ``beta``; after ``warmup_steps``, ``beta``.
+    """
+    if warmup == "none" or warmup_steps <= 0:
+        return beta
+    if warmup == "linear":
+        return beta * min(1.0, step / warmup_steps)
+    if warmup == "cyclical":
+        if step >= warmup_steps:
+            return beta
+        period = warmup_steps / cycles
+        phase = (step % period) / period
+        return beta * min(1.0, phase / ratio)
+    raise ValueError(f"unknown warm-up {warmup!r}; choose none, linear or cyclical")
+
+
+def temperature(step: int, start: float = 1.0, floor: float = 0.5, schedule: str = "exp",
+                rate: float = 1e-4, total_steps: int = 10000) -> float:
+    """Gumbel-softmax temperature at ``step``.
+
+    - ``exp``: ``max(floor, start · exp(-rate · step))`` (Jang et al. 2016, section 4);
+    - ``cosine``: from ``start`` to ``floor`` over ``total_steps`` along a half cosine;
+    - ``constant``: ``start``.
+    """
+    if schedule == "constant":
+        return start
+    if schedule == "exp":
+        return max(floor, start * math.exp(-rate * step))
+    if schedule == "cosine":
+        t = min(1.0, step / max(1, total_steps))
+        return floor + 0.5 * (start - floor) * (1 + math.cos(math.pi * t))
+    raise ValueError(f"unknown temperature schedule {schedule!r}; choose exp, cosine or constant")
