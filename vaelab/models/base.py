@@ -50,6 +50,7 @@ class ModelInfo:
     conditional: bool  # encode/decode/sample take labels y
     latent_shapes: tuple[tuple[int, ...], ...]  # shape of z per level, batch dimension excluded
     codebook_size: int | None = None  # K for discrete latents (per level)
+    index_shapes: tuple[tuple[int, ...], ...] | None = None  # discrete: shape of the index map per level, (h, w) or (N,)
     can_sample: bool = False  # sample(n) produces images
     has_prior: bool = False  # a learned prior over codes is attached
     likelihood: str = "bernoulli"
@@ -155,6 +156,11 @@ class AutoEncoder(nn.Module):
 
     def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, step: int = 0) -> LossOutput:
         raise NotImplementedError
+
+    def latent_from_indices(self, indices):
+        """Discrete models: codebook indices (as in ``Latent.indices``) -> the ``z`` that
+        ``decode`` takes. Priors over codes sample indices and decode through this."""
+        raise TypeError(f"{type(self).__name__} has a continuous latent: it has no code indices")
 
     def sample(self, n: int, y: torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:

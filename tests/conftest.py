@@ -1,0 +1,37 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def mnist_dir() -> Path | None:
+    """The folder holding MNIST/raw/ if this machine has one ($VAELAB_DATA or ../shared/data)."""
+    for candidate in (os.environ.get("VAELAB_DATA"), SHARED_DATA):
+        if candidate and (Path(candidate) / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from vaelab.data import load_digits
+    return load_digits()
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    where = mnist_dir()
+    if where is None:
+        pytest.skip("MNIST not available: set VAELAB_DATA to a folder holding MNIST/raw/ "
+                    "(on the project's machines, ../shared/data)")
+    from vaelab.data import load_dataset
+    return load_dataset("mnist", where, download=False)
