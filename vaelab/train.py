@@ -115,11 +115,12 @@ def fit(model, data, settings: TrainSettings | None = None, out_dir: str | Path 
                 out = model.loss(xb, y[idx], step)
                 if not torch.isfinite(out.total):
                     where = f"{phase} epoch {epoch + 1}, step {step}"
-                    kept = (f"The last good checkpoint is in {out_dir}." if out_dir and epoch_index
-                            else "No checkpoint was written.")
+                    saved = out_dir is not None and (Path(out_dir) / "model.safetensors").is_file()
+                    kept = (f"The last good checkpoint is kept in {out_dir}." if saved
+                            else "No checkpoint had been written yet.")
                     history["status"] = f"stopped: non-finite loss at {where}"
                     raise NonFiniteLossError(
-                        f"loss became {float(out.total)} at {where}; training stopped. {kept} "
+                        f"loss became {float(out.total.detach())} at {where}; training stopped. {kept} "
                         "Try a lower learning rate (--lr), gradient clipping (grad_clip) or a KL warm-up.")
                 for j, g in enumerate(names):
                     optimisers[g].zero_grad(set_to_none=True)

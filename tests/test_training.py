@@ -1,0 +1,136 @@
+"""The training loop and checkpoints: history, atomic saves, non-finite losses, bit-for-bit reload."""
+
+import json
+
+import pytest
+import torch
+
+import vaelab
+from vaelab import checkpoint
+from vaelab.checkpoint import CheckpointError
+
+
+def test_history_records_every_epoch(digits, tmp_path):
+    torch.manual_seed(0)
+    model = vaelab.create("vae", tiny=True)
+    history = vaelab.fit(model, digits, epochs=3, batch_size=128, progress=False, out_dir=tmp_path / "ck")
+    assert history["status"] == "completed" and len(history["epochs"]) == 3
+    for record in history["epochs"]:
+        assert {"recon", "kl", "total"} <= set(record["train"]) and "total" in record["val"]
+        assert record["seconds"] > 0 and record["images_per_second"] > 0
+    assert history["epochs"][-1]["val"]["total"] < history["epochs"][0]["val"]["total"]
+    saved = json.loads((tmp_path / "ck" / "history.json").read_text())
+    assert saved["status"] == "completed" and len(saved["epochs"]) == 3
+    meta = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert meta["variant"] == "vae" and meta["dataset"] == "digits" and meta["seed"] == 0
+    assert meta["vaelab_version"] == vaelab.__version__
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(digits, tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    model = vaelab.create("ae", tiny=True)
+    out = tmp_path / "ck"
+    vaelab.fit(model, digits, epochs=1, progress=False, out_dir=out)
+    good = (out / "model.safetensors").read_bytes()
+    original = type(model).loss
+
+    def poisoned(self, x, y=None, step=0):
+        result = original(self, x, y, step)
+        result.total = result.total * float("nan")
+        return result
+
+    monkeypatch.setattr(type(model), "loss", poisoned)
+    with pytest.raises(vaelab.NonFiniteLossError, match="last good checkpoint"):
+        vaelab.fit(model, digits, epochs=2, progress=False, out_dir=out)
+    assert (out / "model.safetensors").read_bytes() == good
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # no NaN step was taken
+
+
+def test_crash_mid_save_keeps_previous_checkpoint(digits, tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    model = vaelab.create("ae", tiny=True)
+    out = tmp_path / "ck"
+    vaelab.save_checkpoint(model, out, dataset="digits")
+    (out / "metrics.json").write_text("{}")
+    before = (out / "model.safetensors").read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint, "save_model", crash)
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    with pytest.raises(OSError):
+        vaelab.save_checkpoint(model, out, dataset="digits")
+    assert (out / "model.safetensors").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ck"]  # no temporary folders left behind
+    monkeypatch.undo()
+    vaelab.save_checkpoint(model, out, dataset="digits")
+    assert (out / "metrics.json").exists()  # files evaluation stored are carried over
+    assert (out / "model.safetensors").read_bytes() != before
+
+
+def test_loading_bad_folders_gives_clear_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="no config.json"):
+        vaelab.load_checkpoint(tmp_path)
+    (tmp_path / "config.json").write_text('{"variant": "nope", "config": {}}')
+    with pytest.raises(CheckpointError, match="unknown variant"):
+        vaelab.load_checkpoint(tmp_path)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        vaelab.load_checkpoint(tmp_path)
+
+
+def test_weights_that_do_not_match_the_config(tmp_path):
+    model = vaelab.create("ae", tiny=True)
+    vaelab.save_checkpoint(model, tmp_path / "ck")
+    meta = json.loads((tmp_path / "ck" / "config.json").read_text())
+    meta["config"]["latent_dim"] = 7
+    (tmp_path / "ck" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="does not match"):
+        vaelab.load_checkpoint(tmp_path / "ck")
+
+
+def test_no_pickle_in_checkpoints(tmp_path):
+    model = vaelab.create("cvae", tiny=True)
+    vaelab.save_checkpoint(model, tmp_path / "ck")
+    names = sorted(p.name for p in (tmp_path / "ck").iterdir())
+    assert names == ["config.json", "model.safetensors"]
+    import struct
+    raw = (tmp_path / "ck" / "model.safetensors").read_bytes()
+    header_len = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + header_len])  # safetensors: a JSON header, then raw tensor bytes
+    assert set(header) - {"__metadata__"} == set(model.state_dict())
+
+
+def test_dynamic_binarization_feeds_binary_images(digits):
+    seen = []
+    torch.manual_seed(0)
+    model = vaelab.create("vae", tiny=True)
+    original = type(model).loss
+
+    def spy(self, x, y=None, step=0):
+        seen.append(x)
+        return original(self, x, y, step)
+
+    type(model).loss = spy
+    try:
+        vaelab.fit(model, digits.subset(128, 32), epochs=1, batch_size=64, binarize="dynamic", progress=False)
+    finally:
+        type(model).loss = original
+    assert all(set(x.unique().tolist()) <= {0.0, 1.0} for x in seen)
+
+
+def test_threads_setting_is_respected(digits):
+    before = torch.get_num_threads()
+    try:
+        vaelab.fit(vaelab.create("ae", tiny=True), digits.subset(64, 16), epochs=1, threads=1, progress=False)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_device_auto_selection():
+    from vaelab.train import pick_device
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert pick_device("cpu").type == "cpu"
