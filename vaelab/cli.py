@@ -131,7 +131,48 @@ def run_train(args) -> int:
     return 0
 
 
-SETUP = {"list": add_list, "train": add_train}
+# --- eval ------------------------------------------------------------------------------------
+
+def add_eval(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="a checkpoint folder (config.json + model.safetensors)")
+    p.add_argument("--dataset", default=None, help="dataset to score on (default: the one it was trained on)")
+    p.add_argument("--data-dir", default=None, help="folder holding MNIST/raw/… (default: $VAELAB_DATA)")
+    p.add_argument("--iw-samples", type=int, default=1000, help="k of the IWAE bound (default 1000)")
+    p.add_argument("--iw-images", type=int, default=None, help="test images for the IWAE bound (default all)")
+    p.add_argument("--n-train", type=int, default=10000, help="train images for k-NN/PCA/UMAP fits (default 10000)")
+    p.add_argument("--no-umap", action="store_true", help="skip UMAP (slow the first time on a dataset)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+
+
+@command("eval", "score a checkpoint; writes metrics.json and the app's cached artifacts into it")
+def run_eval(args) -> int:
+    import torch
+
+    from vaelab.checkpoint import CheckpointError, read_config
+    from vaelab.data import DatasetNotFoundError, load_dataset
+    from vaelab.evaluate import EvalSettings, evaluate, summary_rows
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        meta = read_config(args.checkpoint)
+        data = load_dataset(args.dataset or meta.get("dataset") or "digits", args.data_dir)
+    except (CheckpointError, DatasetNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    settings = EvalSettings(iw_samples=args.iw_samples, iw_images=args.iw_images,
+                            n_train=args.n_train, umap=not args.no_umap)
+    print(f"evaluating {args.checkpoint} ({meta['variant']}) on {data.source}")
+    results = evaluate(args.checkpoint, data, settings)
+    rows = summary_rows(results)
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
+    print(f"wrote {Path(args.checkpoint) / 'metrics.json'} and artifacts.safetensors")
+    return 0
+
+
+SETUP = {"list": add_list, "train": add_train, "eval": add_eval}
 
 
 def build_parser() -> argparse.ArgumentParser:

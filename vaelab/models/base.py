@@ -157,6 +157,12 @@ class AutoEncoder(nn.Module):
     def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, step: int = 0) -> LossOutput:
         raise NotImplementedError
 
+    def log_importance_weights(self, x: torch.Tensor, y: torch.Tensor | None = None,
+                               k: int = 1) -> torch.Tensor:
+        """Variational models: ``log p(x, z_i) - log q(z_i | x)`` for ``k`` posterior samples,
+        shape ``(k, B)``; the importance-weighted bound (Burda et al. 2015) is built from it."""
+        raise TypeError(f"{type(self).__name__} is not a variational model: it has no likelihood bound")
+
     def latent_from_indices(self, indices):
         """Discrete models: codebook indices (as in ``Latent.indices``) -> the ``z`` that
         ``decode`` takes. Priors over codes sample indices and decode through this."""

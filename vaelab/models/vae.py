@@ -7,6 +7,7 @@ Loss: ``-ELBO_β = E_q[-log p(x|z)] + β · KL(q(z|x) || N(0, I))`` with one rep
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -91,6 +92,20 @@ class VAE(AutoEncoder):
         terms = losses.elbo_terms(recon, kl, beta)
         terms["beta"] = torch.tensor(beta)
         return LossOutput(terms["total"], terms)
+
+    @torch.no_grad()
+    def log_importance_weights(self, x: torch.Tensor, y=None, k: int = 1) -> torch.Tensor:
+        """``log p(x|z) + log p(z) - log q(z|x)`` for ``k`` samples ``z ~ q(z|x)``: ``(k, B)``."""
+        mean, logvar = self.posterior(x, y)
+        std = torch.exp(0.5 * logvar)
+        eps = torch.randn(k, *mean.shape, device=mean.device)  # (k, B, D)
+        z = mean + std * eps
+        log_q = (-0.5 * eps.pow(2) - 0.5 * logvar - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prior = (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).sum(-1)
+        xs = x.unsqueeze(0).expand(k, *x.shape).reshape(-1, *x.shape[1:])
+        ys = None if y is None else y.unsqueeze(0).expand(k, *y.shape).reshape(-1)
+        log_px = -self.recon_nll(self.decode_params(z.reshape(-1, z.shape[-1]), ys), xs).view(k, -1)
+        return log_px + log_prior - log_q
 
     def sample(self, n: int, y=None, generator=None) -> torch.Tensor:
         if self.conditional and y is None:

@@ -1,0 +1,320 @@
+"""``python -m vaelab eval CHECKPOINT``: every metric that applies to the model, written to the
+checkpoint's ``metrics.json``, plus the cached artifacts the app draws from without a dataset.
+
+Sections are a table of ``(name, applies(info), compute(ctx))``; a section that does not apply
+to a model (IWAE for a deterministic autoencoder, codebook health for a continuous latent) is
+skipped, so no section knows a class name.
+
+Artifacts (``artifacts.safetensors``, no pickle): 2-D test-set coordinates for the model and for
+PCA (and UMAP) of the pixels, the labels, the test indices they belong to, the posterior
+means/codes of the test set where small, codebook usage counts and per-dimension KL.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from vaelab import metrics
+from vaelab.checkpoint import METRICS, load_checkpoint, read_config, read_json
+from vaelab.data import Dataset, load_dataset
+from vaelab.models.base import ModelInfo
+
+ARTIFACTS = "artifacts.safetensors"
+CLASSIFIER_DIR = Path(__file__).resolve().parents[1] / "checkpoints" / "classifier"
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    iw_samples: int = 1000  # k of the importance-weighted bound (Burda et al. use 5000; >= 1000 compares)
+    iw_images: int | None = None  # test images scored by the IWAE bound (None = all)
+    n_train: int = 10000  # train images used to fit k-NN, PCA and UMAP of embeddings
+    n_trust: int = 2000  # test images used for trustworthiness (O(n²) memory)
+    knn_k: int = 5  # neighbours for k-NN accuracy and trustworthiness
+    umap: bool = True  # also compute UMAP coordinates (slow the first time; cached)
+    seed: int = 0  # seeds binarization and sampling
+    batch_size: int = 500  # images per forward pass
+
+
+@dataclass
+class Context:
+    model: object
+    info: ModelInfo
+    data: Dataset
+    test_x: torch.Tensor  # as the model is scored on (binarized if it was trained binarized)
+    settings: EvalSettings
+    binarized: bool
+    cache: dict = field(default_factory=dict)
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None):
+        """Latents of ``x`` in batches: flat vectors, means, log-variances, indices per level."""
+        flats, means, logvars, indices = [], [], [], []
+        bs = self.settings.batch_size
+        with torch.no_grad():
+            for i in range(0, len(x), bs):
+                lat = self.model.encode(x[i:i + bs], None if y is None else y[i:i + bs])
+                flats.append(lat.flat())
+                if lat.mean is not None and not isinstance(lat.mean, tuple):
+                    means.append(lat.mean)
+                    logvars.append(lat.logvar)
+                if lat.indices is not None:
+                    idx = lat.indices if isinstance(lat.indices, tuple) else (lat.indices,)
+                    indices.append(idx)
+        out = {"flat": torch.cat(flats)}
+        if means:
+            out["mean"], out["logvar"] = torch.cat(means), torch.cat(logvars)
+        if indices:
+            out["indices"] = tuple(torch.cat(level) for level in zip(*indices))
+        return out
+
+    @property
+    def test_latent(self):
+        if "test" not in self.cache:
+            self.cache["test"] = self.encode(self.test_x, self.data.test_y)
+        return self.cache["test"]
+
+    @property
+    def train_latent(self):
+        if "train" not in self.cache:
+            n = self.settings.n_train
+            self.cache["train"] = self.encode(self.data.train_x[:n], self.data.train_y[:n])
+        return self.cache["train"]
+
+    def reconstructions(self) -> torch.Tensor:
+        if "recon" not in self.cache:
+            bs = self.settings.batch_size
+            with torch.no_grad():
+                self.cache["recon"] = torch.cat([
+                    self.model.reconstruct(self.test_x[i:i + bs], self.data.test_y[i:i + bs])
+                    for i in range(0, len(self.test_x), bs)])
+        return self.cache["recon"]
+
+
+Section = tuple[str, Callable[[ModelInfo], bool], Callable[[Context], dict]]
+SECTIONS: list[Section] = []
+ARTIFACT_MAKERS: list[Callable[[Context], dict]] = []
+
+
+def section(name: str, applies: Callable[[ModelInfo], bool] = lambda info: True):
+    def decorate(fn):
+        SECTIONS.append((name, applies, fn))
+        return fn
+    return decorate
+
+
+# --- sections --------------------------------------------------------------------------------
+
+@section("reconstruction")
+def reconstruction(ctx: Context) -> dict:
+    recon = ctx.reconstructions().clamp(0, 1)
+    x = ctx.test_x
+    d = ctx.info.latent_dim
+    n = ctx.settings.n_train
+    pca = torch.tensor(metrics.pca_reconstruction(ctx.data.train_x[:n].flatten(1).numpy(),
+                                                  x.flatten(1).numpy(), d)).reshape(x.shape).float()
+    out = {"mse": metrics.mse_per_pixel(recon, x), "bce": metrics.bce_per_image(recon, x),
+           "pca_dims": min(d, x[0].numel()), "pca_mse": metrics.mse_per_pixel(pca.clamp(0, 1), x),
+           "pca_bce": metrics.bce_per_image(pca, x)}
+    out["mse_ratio_to_pca"] = out["mse"] / out["pca_mse"] if out["pca_mse"] > 0 else float("inf")
+    return out
+
+
+@section("loss")
+def loss_terms(ctx: Context) -> dict:
+    """The model's own loss terms on the test set (the ELBO and its terms for VAEs)."""
+    sums: dict[str, float] = {}
+    bs = ctx.settings.batch_size
+    torch.manual_seed(ctx.settings.seed)
+    with torch.no_grad():
+        for i in range(0, len(ctx.test_x), bs):
+            out = ctx.model.loss(ctx.test_x[i:i + bs], ctx.data.test_y[i:i + bs])
+            for k, v in out.terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * len(ctx.test_x[i:i + bs])
+    return {k: v / len(ctx.test_x) for k, v in sums.items()}
+
+
+@section("likelihood", lambda info: info.variational)
+def likelihood(ctx: Context) -> dict:
+    s = ctx.settings
+    x = ctx.test_x[:s.iw_images]
+    y = ctx.data.test_y[:s.iw_images]
+    try:
+        ctx.model.log_importance_weights(x[:1], y[:1], k=1)
+    except TypeError as error:
+        return {"skipped": str(error)}
+    torch.manual_seed(s.seed)
+    nll, elbo = [], []
+    chunk = max(1, 20000 // max(1, s.iw_samples))  # images per call keep k·B decoder passes bounded
+    with torch.no_grad():
+        for i in range(0, len(x), chunk):
+            w = torch.cat([ctx.model.log_importance_weights(x[i:i + chunk], y[i:i + chunk], k=min(500, s.iw_samples - j))
+                           for j in range(0, s.iw_samples, 500)])
+            nll.append(metrics.iwae_nll(w))
+            elbo.append(-w.mean(0))
+    return {"iwae_nll": float(torch.cat(nll).mean()), "neg_elbo_mc": float(torch.cat(elbo).mean()),
+            "iw_samples": s.iw_samples, "images": len(x),
+            "binarization": "stochastic, fixed seed" if ctx.binarized else "none (grey levels)"}
+
+
+@section("posterior", lambda info: info.variational)
+def posterior(ctx: Context) -> dict:
+    lat = ctx.test_latent
+    if "mean" not in lat:
+        return {"skipped": "posterior means per level are not a single tensor"}
+    kl = 0.5 * (lat["mean"].pow(2) + lat["logvar"].exp() - 1 - lat["logvar"]).mean(0)
+    count, var = metrics.active_units(lat["mean"])
+    order = torch.argsort(kl, descending=True)
+    return {"kl_per_dim": kl.tolist(), "active_units": count, "latent_dims": len(kl),
+            "posterior_mean_variance": var.tolist(), "dims_by_kl": order.tolist()}
+
+
+@section("codebook", lambda info: info.latent == "discrete")
+def codebook(ctx: Context) -> dict:
+    k = ctx.info.codebook_size
+    levels = [metrics.codebook_health(metrics.codebook_usage(idx, k)) for idx in ctx.test_latent["indices"]]
+    return {"levels": levels, **levels[0]}
+
+
+@section("embedding")
+def embedding(ctx: Context) -> dict:
+    from vaelab.projections import pca_2d, umap_2d
+
+    s = ctx.settings
+    ytr = ctx.data.train_y[:s.n_train].numpy()
+    yte = ctx.data.test_y.numpy()
+    tr_lat, te_lat = ctx.train_latent["flat"].numpy(), ctx.test_latent["flat"].numpy()
+    px_tr = ctx.data.train_x[:s.n_train].flatten(1).numpy()
+    px_te = ctx.data.test_x.flatten(1).numpy()
+    coords = {"model": pca_2d(tr_lat, te_lat), "pca": pca_2d(px_tr, px_te)}
+    if s.umap:
+        coords["umap"] = umap_2d(px_tr, px_te)
+        if tr_lat.shape[1] > 2:
+            coords["model_umap"] = umap_2d(tr_lat, te_lat)
+    trust_idx = slice(0, s.n_trust)
+    out = {"knn_k": s.knn_k, "n_train": len(ytr), "n_test": len(yte), "n_trust": min(s.n_trust, len(yte)),
+           "model_projection": "latent itself" if tr_lat.shape[1] == 2 else "PCA of the latent",
+           "knn_latent_full": metrics.knn_accuracy(tr_lat, ytr, te_lat, yte, s.knn_k)}
+    for name, (tr, te) in coords.items():
+        out[f"knn_{name}"] = metrics.knn_accuracy(tr, ytr, te, yte, s.knn_k)
+        out[f"trust_{name}"] = metrics.trustworthiness(px_te[trust_idx], te[trust_idx], s.knn_k)
+    ctx.cache["coords"] = {name: te for name, (tr, te) in coords.items()}
+    return out
+
+
+def _classifier():
+    if not (CLASSIFIER_DIR / "config.json").is_file():
+        return None
+    from vaelab.classifier import load_classifier  # shipped by the project
+    return load_classifier(CLASSIFIER_DIR)
+
+
+@section("classifier")
+def classifier_metrics(ctx: Context) -> dict:
+    clf = _classifier()
+    if clf is None or tuple(clf.config.image_shape) != tuple(ctx.test_x.shape[1:]):
+        return {"skipped": "no shipped classifier for this image size"}
+    labels, _ = clf.predict(ctx.reconstructions().clamp(0, 1))
+    out = {"accuracy_on_reconstructions": float((labels == ctx.data.test_y).float().mean()),
+           "accuracy_on_originals": float((clf.predict(ctx.data.test_x)[0] == ctx.data.test_y).float().mean())}
+    if ctx.info.can_sample:
+        torch.manual_seed(ctx.settings.seed)
+        n = min(5000, len(ctx.test_x))
+        y = ctx.data.test_y[:n] if ctx.info.conditional else None
+        with torch.no_grad():
+            samples = torch.cat([ctx.model.sample(min(500, n - i), None if y is None else y[i:i + 500])
+                                 for i in range(0, n, 500)]).clamp(0, 1)
+        out["frechet_distance_samples"] = metrics.frechet_distance(
+            clf.features(samples).numpy(), clf.features(ctx.data.test_x[:n]).numpy())
+        out["frechet_samples"] = n
+    return out
+
+
+# --- driver ----------------------------------------------------------------------------------
+
+def artifacts(ctx: Context, results: dict) -> dict[str, np.ndarray]:
+    arrays = {"test_labels": ctx.data.test_y.numpy().astype(np.int64),
+              "test_index": np.arange(len(ctx.data.test_y), dtype=np.int64)}
+    for name, te in ctx.cache.get("coords", {}).items():
+        arrays[f"coords_{name}"] = np.ascontiguousarray(te, dtype=np.float32)
+    lat = ctx.test_latent
+    if ctx.info.latent == "continuous" and lat["flat"].shape[1] <= 64:
+        arrays["latent_test"] = lat["flat"].numpy().astype(np.float32)
+    if "indices" in lat:
+        for i, idx in enumerate(lat["indices"]):
+            arrays[f"indices_level{i}"] = idx.numpy().astype(np.int16 if ctx.info.codebook_size < 32768 else np.int32)
+            arrays[f"usage_level{i}"] = metrics.codebook_usage(idx, ctx.info.codebook_size).numpy()
+    if "posterior" in results and "kl_per_dim" in results["posterior"]:
+        arrays["kl_per_dim"] = np.asarray(results["posterior"]["kl_per_dim"], dtype=np.float32)
+    return arrays
+
+
+def evaluate(folder: str | Path, data: Dataset | None = None, settings: EvalSettings | None = None,
+             write: bool = True, progress: Callable[[str], None] | None = print) -> dict:
+    """Compute every applicable section for the checkpoint in ``folder``; write metrics and artifacts."""
+    from safetensors.numpy import save_file
+
+    settings = settings or EvalSettings()
+    folder = Path(folder)
+    meta = read_config(folder)
+    model = load_checkpoint(folder)
+    if data is None:
+        data = load_dataset(meta.get("dataset") or "digits")
+    history = read_json(folder, "history.json", {}) or {}
+    binarized = history.get("settings", {}).get("binarize") == "dynamic"
+    test_x = data.test_x
+    if binarized:
+        test_x = torch.bernoulli(test_x, generator=torch.Generator().manual_seed(settings.seed))
+    ctx = Context(model, model.info, data, test_x, settings, binarized)
+    results: dict = {"variant": meta["variant"], "dataset": data.name, "test_images": len(test_x),
+                     "binarized_test_set": binarized, "settings": settings.__dict__}
+    timings = {}
+    for name, applies, compute in SECTIONS:
+        if not applies(ctx.info):
+            continue
+        start = time.perf_counter()
+        if progress:
+            progress(f"  {name} ...")
+        results[name] = compute(ctx)
+        timings[name] = round(time.perf_counter() - start, 3)
+    results["seconds"] = timings
+    if write:
+        (folder / METRICS).write_text(json.dumps(_finite(results), indent=2))
+        tmp = folder / f".{ARTIFACTS}.tmp"
+        save_file(artifacts(ctx, results), str(tmp))
+        tmp.replace(folder / ARTIFACTS)
+    return results
+
+
+def _finite(obj):
+    """JSON has no NaN/inf: write them as strings so the file stays valid JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def summary_rows(results: dict) -> list[tuple[str, str]]:
+    """Flat ``(metric, value)`` rows for the printed table."""
+    rows = []
+
+    def add(prefix, d):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                add(f"{prefix}{k}.", v)
+            elif isinstance(v, float):
+                rows.append((prefix + k, f"{v:.4f}"))
+            elif isinstance(v, (int, str, bool)) and not isinstance(v, list):
+                rows.append((prefix + k, str(v)))
+
+    add("", {k: v for k, v in results.items() if k not in ("settings", "seconds")})
+    return rows
