@@ -172,7 +172,27 @@ def run_eval(args) -> int:
     return 0
 
 
-SETUP = {"list": add_list, "train": add_train, "eval": add_eval}
+# --- bench -----------------------------------------------------------------------------------
+
+def add_bench(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="tiny models on digits, few repeats (CI, ~1 minute)")
+    p.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--no-app", action="store_true", help="skip the app start-up timings")
+
+
+@command("bench", "measure training, latency, projection and app start-up speed against references")
+def run_bench(args) -> int:
+    from vaelab.bench import ROOT, run
+
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results"
+    result = run(args.quick, out, args.threads, with_app=not args.no_app)
+    print((out / f"bench-{result['mode']}.md").read_text())
+    print(f"({result['seconds']:.0f}s) written to {out}")
+    return 0
+
+
+SETUP = {"list": add_list, "train": add_train, "eval": add_eval, "bench": add_bench}
 
 
 def build_parser() -> argparse.ArgumentParser:
