@@ -192,7 +192,35 @@ def run_bench(args) -> int:
     return 0
 
 
-SETUP = {"list": add_list, "train": add_train, "eval": add_eval, "bench": add_bench}
+# --- zoo -------------------------------------------------------------------------------------
+
+def add_zoo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--only", nargs="*", default=None, metavar="NAME", help="train only these recipes")
+    p.add_argument("--resume", action="store_true", help="skip finished models, continue interrupted ones")
+    p.add_argument("--no-eval", action="store_true", help="train only; do not write metrics")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--data-dir", default=None, help="folder holding MNIST/raw/… (default: $VAELAB_DATA)")
+    p.add_argument("--list", action="store_true", help="print the recipes and exit")
+
+
+@command("zoo", "train and evaluate the shipped checkpoints (resumable)")
+def run_zoo(args) -> int:
+    from vaelab import zoo
+    from vaelab.data import DatasetNotFoundError
+
+    if args.list:
+        for r in zoo.recipes():
+            print(f"{r.name:<20} {r.variant:<14} {r.dataset:<7} {r.epochs:>4} epochs  {r.purpose}")
+        return 0
+    try:
+        zoo.run(args.only, args.resume, not args.no_eval, args.threads, args.data_dir)
+    except (KeyError, DatasetNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+SETUP = {"list": add_list, "train": add_train, "eval": add_eval, "bench": add_bench, "zoo": add_zoo}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,129 @@
+"""The pretrained zoo: a reproducible recipe for every shipped checkpoint.
+
+``python -m vaelab zoo [--only NAMES] [--resume]`` trains each recipe on its dataset (MNIST from
+``$VAELAB_DATA``, or the bundled digits), evaluates it, and writes ``checkpoints/<name>/``.
+Training saves a checkpoint after every epoch; ``--resume`` skips finished models and continues an
+interrupted one from its last saved epoch (with a fresh optimiser: Adam's moments are not kept).
+Each model's training time is recorded in its ``history.json`` and in ``zoo.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from vaelab.checkpoint import load_checkpoint, read_json
+from vaelab.registry import create
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINTS = ROOT / "checkpoints"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str  # folder under checkpoints/
+    variant: str  # registry name
+    dataset: str = "mnist"  # training data
+    epochs: int = 10
+    overrides: dict = field(default_factory=dict)  # config fields
+    train: dict = field(default_factory=dict)  # TrainSettings fields (batch_size, lr, binarize, ...)
+    purpose: str = ""  # what the app uses it for
+
+
+MLP = {"hidden": (512, 256)}
+RECIPES: list[Recipe] = [
+    # classic family
+    Recipe("ae-2d", "ae", overrides={**MLP, "latent_dim": 2}, epochs=20, purpose="2-D latent map"),
+    Recipe("ae-32", "ae", epochs=15, purpose="shallow 784-32-784 baseline"),
+    Recipe("deep-ae", "deep-ae", epochs=15),
+    Recipe("conv-ae", "conv-ae", epochs=10),
+    Recipe("linear-ae-2d", "linear-ae", overrides={"latent_dim": 2}, epochs=10, train={"lr": 3e-3},
+           purpose="beside PCA at d=2"),
+    Recipe("linear-ae-8", "linear-ae", overrides={"latent_dim": 8}, epochs=10, train={"lr": 3e-3}),
+    Recipe("linear-ae-32", "linear-ae", overrides={"latent_dim": 32}, epochs=10, train={"lr": 3e-3}),
+    Recipe("denoising-ae", "denoising-ae", epochs=15),
+    Recipe("sparse-ae", "sparse-ae", epochs=15),
+    Recipe("k-sparse-ae", "k-sparse-ae", epochs=15),
+    Recipe("contractive-ae", "contractive-ae", epochs=15),
+    Recipe("stacked-ae", "stacked-ae", epochs=10),
+    # VAE family
+    Recipe("vae-2d", "vae", overrides={**MLP, "latent_dim": 2}, epochs=30, purpose="2-D latent map"),
+    Recipe("vae-16", "vae", overrides={**MLP, "latent_dim": 16}, epochs=30, purpose="latent sliders"),
+    Recipe("vae-32-binarized", "vae", overrides={**MLP, "latent_dim": 32}, epochs=60,
+           train={"binarize": "dynamic"}, purpose="likelihood vs published IWAE numbers"),
+    Recipe("conv-vae-16", "vae", overrides={"backbone": "conv", "hidden": (256,), "latent_dim": 16}, epochs=15),
+    *[Recipe(f"beta-vae-{b:g}", "beta-vae", overrides={**MLP, "latent_dim": 10, "beta": float(b)}, epochs=20,
+             purpose="beta series") for b in (0.5, 1, 2, 4, 8)],
+    Recipe("cvae", "cvae", overrides={**MLP, "latent_dim": 2}, epochs=20),
+    # small digits models: something to show with no MNIST at hand
+    Recipe("digits-ae-2d", "ae", dataset="digits", overrides={"hidden": (64, 32), "latent_dim": 2}, epochs=200),
+    Recipe("digits-vae-2d", "vae", dataset="digits", overrides={"hidden": (64, 32), "latent_dim": 2}, epochs=300),
+    Recipe("digits-vae-8", "vae", dataset="digits", overrides={"hidden": (64, 32), "latent_dim": 8}, epochs=300),
+]
+
+
+def recipes(only: list[str] | None = None) -> list[Recipe]:
+    from vaelab.registry import REGISTRY, _load_all
+
+    _load_all()
+    chosen = [r for r in RECIPES if r.variant in REGISTRY]
+    if only:
+        unknown = set(only) - {r.name for r in RECIPES}
+        if unknown:
+            raise KeyError(f"no zoo recipe named {', '.join(sorted(unknown))}; "
+                           f"known: {', '.join(r.name for r in RECIPES)}")
+        chosen = [r for r in chosen if r.name in only]
+    return chosen
+
+
+def train_one(recipe: Recipe, data, out: Path, resume: bool, threads: int | None = None) -> dict:
+    from vaelab.train import TrainSettings, fit
+
+    history = read_json(out, "history.json") if resume else None
+    done = 0
+    if history and (out / "model.safetensors").is_file():
+        if history.get("status") == "completed":
+            return {"skipped": "already trained"}
+        done = len(history.get("epochs", []))
+    settings = TrainSettings(epochs=recipe.epochs - done, threads=threads, progress=True,
+                             seed=done, **recipe.train)
+    torch.manual_seed(0)
+    model = (load_checkpoint(out) if done else
+             create(recipe.variant, image_shape=data.image_shape, **recipe.overrides))
+    start = time.perf_counter()
+    new = fit(model, data, settings, out_dir=out)
+    if done:  # stitch the earlier epochs in front, so history.json tells the whole story
+        new["epochs"] = history["epochs"] + new["epochs"]
+        new["resumed_after_epoch"] = done
+    new["training_seconds"] = sum(e["seconds"] for e in new["epochs"])
+    new["wall_seconds_this_run"] = time.perf_counter() - start
+    (out / "history.json").write_text(json.dumps(new, indent=2))
+    return {"epochs": len(new["epochs"]), "training_seconds": new["training_seconds"]}
+
+
+def run(only: list[str] | None = None, resume: bool = False, evaluate_after: bool = True,
+        threads: int | None = None, data_dir=None) -> dict:
+    from vaelab.data import load_dataset
+    from vaelab.evaluate import evaluate
+
+    log_path = CHECKPOINTS / "zoo.json"
+    log = read_json(CHECKPOINTS, "zoo.json", {}) or {}
+    cache = {}
+    for recipe in recipes(only):
+        if recipe.dataset not in cache:
+            cache[recipe.dataset] = load_dataset(recipe.dataset, data_dir, download=None)
+        data = cache[recipe.dataset]
+        out = CHECKPOINTS / recipe.name
+        print(f"== {recipe.name}: {recipe.variant} on {data.source}, {recipe.epochs} epochs")
+        status = train_one(recipe, data, out, resume, threads)
+        if evaluate_after and not (resume and "skipped" in status and (out / "metrics.json").is_file()):
+            evaluate(out, data)
+        log[recipe.name] = {**log.get(recipe.name, {}), **status, "variant": recipe.variant,
+                            "dataset": recipe.dataset, "purpose": recipe.purpose}
+        CHECKPOINTS.mkdir(exist_ok=True)
+        log_path.write_text(json.dumps(log, indent=2))
+    return log
