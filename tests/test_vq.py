@@ -247,3 +247,16 @@ def test_vq_vae_2_grids_on_mnist_sized_images():
     assert latent.indices[0].shape == (2, 7, 7) and latent.indices[1].shape == (2, 4, 4)
     assert model.decode(latent.z).shape == (2, 1, 28, 28)
     assert vaelab.create("vq-vae", codebook_size=8, latent_dim=4).info.index_shapes == ((7, 7),)
+
+
+@pytest.mark.parametrize("name", ["vq-vae", "vq-vae-2"])
+def test_learned_codebooks_get_gradients_without_ema(name):
+    # the contract test covers the default (EMA codebooks are buffers); here they are parameters
+    torch.manual_seed(0)
+    model = vaelab.create(name, tiny=True, ema=False).train()
+    total = model.loss(torch.rand(16, 1, 8, 8)).total
+    named = dict(model.named_parameters())
+    grads = torch.autograd.grad(total, list(named.values()), allow_unused=True)
+    for (pname, _), grad in zip(named.items(), grads):
+        assert grad is not None and grad.abs().sum() > 0, pname
+    assert any(p.endswith("codebook") for p in named)
