@@ -35,35 +35,50 @@ class Recipe:
 
 
 MLP = {"hidden": (512, 256)}
+# Ordered by what the app needs first, so an interrupted run (see --resume) ships those soonest.
 RECIPES: list[Recipe] = [
-    # classic family
-    Recipe("ae-2d", "ae", overrides={**MLP, "latent_dim": 2}, epochs=20, purpose="2-D latent map"),
-    Recipe("ae-32", "ae", epochs=15, purpose="shallow 784-32-784 baseline"),
-    Recipe("deep-ae", "deep-ae", epochs=15),
-    Recipe("conv-ae", "conv-ae", epochs=10),
-    Recipe("linear-ae-2d", "linear-ae", overrides={"latent_dim": 2}, epochs=10, train={"lr": 3e-3},
-           purpose="beside PCA at d=2"),
-    Recipe("linear-ae-8", "linear-ae", overrides={"latent_dim": 8}, epochs=10, train={"lr": 3e-3}),
-    Recipe("linear-ae-32", "linear-ae", overrides={"latent_dim": 32}, epochs=10, train={"lr": 3e-3}),
-    Recipe("denoising-ae", "denoising-ae", epochs=15),
-    Recipe("sparse-ae", "sparse-ae", epochs=15),
-    Recipe("k-sparse-ae", "k-sparse-ae", epochs=15),
-    Recipe("contractive-ae", "contractive-ae", epochs=15),
-    Recipe("stacked-ae", "stacked-ae", epochs=10),
-    # VAE family
-    Recipe("vae-2d", "vae", overrides={**MLP, "latent_dim": 2}, epochs=30, purpose="2-D latent map"),
-    Recipe("vae-16", "vae", overrides={**MLP, "latent_dim": 16}, epochs=30, purpose="latent sliders"),
-    Recipe("vae-32-binarized", "vae", overrides={**MLP, "latent_dim": 32}, epochs=60,
-           train={"binarize": "dynamic"}, purpose="likelihood vs published IWAE numbers"),
-    Recipe("conv-vae-16", "vae", overrides={"backbone": "conv", "hidden": (256,), "latent_dim": 16}, epochs=15),
-    *[Recipe(f"beta-vae-{b:g}", "beta-vae", overrides={**MLP, "latent_dim": 10, "beta": float(b)}, epochs=20,
-             purpose="beta series") for b in (0.5, 1, 2, 4, 8)],
-    Recipe("cvae", "cvae", overrides={**MLP, "latent_dim": 2}, epochs=20),
     # small digits models: something to show with no MNIST at hand
     Recipe("digits-ae-2d", "ae", dataset="digits", overrides={"hidden": (64, 32), "latent_dim": 2}, epochs=200),
     Recipe("digits-vae-2d", "vae", dataset="digits", overrides={"hidden": (64, 32), "latent_dim": 2}, epochs=300),
     Recipe("digits-vae-8", "vae", dataset="digits", overrides={"hidden": (64, 32), "latent_dim": 8}, epochs=300),
+    # the app's comparison views
+    Recipe("ae-2d", "ae", overrides={**MLP, "latent_dim": 2}, epochs=10, purpose="2-D latent map"),
+    Recipe("vae-2d", "vae", overrides={**MLP, "latent_dim": 2}, epochs=10, purpose="2-D latent map"),
+    Recipe("linear-ae-2d", "linear-ae", overrides={"latent_dim": 2}, epochs=5, train={"lr": 3e-3},
+           purpose="beside PCA at d=2"),
+    Recipe("vae-16", "vae", overrides={**MLP, "latent_dim": 16}, epochs=10, purpose="latent sliders"),
+    Recipe("cvae", "cvae", overrides={**MLP, "latent_dim": 2}, epochs=10, purpose="ask for a digit"),
+    *[Recipe(f"beta-vae-{b:g}", "beta-vae", overrides={**MLP, "latent_dim": 10, "beta": float(b)}, epochs=8,
+             purpose="beta series") for b in (0.5, 1, 2, 4, 8)],
+    Recipe("vq-vae", "vq-vae", epochs=4, purpose="codebook usage with dead-code restart"),
+    Recipe("vq-vae-no-restart", "vq-vae", overrides={"restart": False}, epochs=4,
+           purpose="codebook collapse without restart"),
+    Recipe("vq-vae-2", "vq-vae-2", epochs=4),
+    Recipe("dvae", "dvae", epochs=4, purpose="Gumbel temperature"),
+    Recipe("gumbel-vae", "gumbel-vae", epochs=20, train={"binarize": "dynamic"},
+           purpose="20x10 categorical VAE vs Jang et al."),
+    # classic family
+    Recipe("ae-32", "ae", epochs=8, purpose="shallow 784-32-784 baseline"),
+    Recipe("linear-ae-8", "linear-ae", overrides={"latent_dim": 8}, epochs=5, train={"lr": 3e-3}),
+    Recipe("linear-ae-32", "linear-ae", overrides={"latent_dim": 32}, epochs=5, train={"lr": 3e-3}),
+    Recipe("ae-8", "ae", overrides={**MLP, "latent_dim": 8}, epochs=8, purpose="AE vs PCA at d=8"),
+    Recipe("deep-ae", "deep-ae", epochs=8),
+    Recipe("conv-ae", "conv-ae", epochs=5),
+    Recipe("denoising-ae", "denoising-ae", epochs=8),
+    Recipe("sparse-ae", "sparse-ae", epochs=8),
+    Recipe("k-sparse-ae", "k-sparse-ae", epochs=8),
+    Recipe("contractive-ae", "contractive-ae", epochs=8),
+    Recipe("stacked-ae", "stacked-ae", epochs=5),
+    Recipe("conv-vae-16", "vae", overrides={"backbone": "conv", "hidden": (256,), "latent_dim": 16}, epochs=5),
+    Recipe("vae-32-binarized", "vae", overrides={**MLP, "latent_dim": 32}, epochs=30,
+           train={"binarize": "dynamic"}, purpose="likelihood vs published IWAE numbers"),
+    Recipe("hvae", "hvae", epochs=10),
+    Recipe("vae-gan", "vae-gan", epochs=5),
+    Recipe("vq-gan", "vq-gan", epochs=3),
 ]
+# Evaluation in the zoo: the IWAE bound on the first 1,000 test images keeps each model to
+# minutes on two cores; everything else uses the whole test set.
+ZOO_EVAL = {"iw_samples": 1000, "iw_images": 1000}
 
 
 def recipes(only: list[str] | None = None) -> list[Recipe]:
@@ -121,7 +136,8 @@ def run(only: list[str] | None = None, resume: bool = False, evaluate_after: boo
         print(f"== {recipe.name}: {recipe.variant} on {data.source}, {recipe.epochs} epochs")
         status = train_one(recipe, data, out, resume, threads)
         if evaluate_after and not (resume and "skipped" in status and (out / "metrics.json").is_file()):
-            evaluate(out, data)
+            from vaelab.evaluate import EvalSettings
+            evaluate(out, data, EvalSettings(**ZOO_EVAL))
         log[recipe.name] = {**log.get(recipe.name, {}), **status, "variant": recipe.variant,
                             "dataset": recipe.dataset, "purpose": recipe.purpose}
         CHECKPOINTS.mkdir(exist_ok=True)
