@@ -133,7 +133,7 @@ def fit(model, data, settings: TrainSettings | None = None, out_dir: str | Path 
                     sums[k] = sums[k] + v * len(idx) if k in sums else v * len(idx)
                 step += 1
                 if settings.progress and step % 25 == 0:
-                    bar.set_postfix(loss=f"{float(out.total):.3f}")
+                    bar.set_postfix(loss=f"{float(out.total.detach()):.3f}")
             seconds = time.perf_counter() - start
             epoch_index += 1
             record = {
