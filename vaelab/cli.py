@@ -220,6 +220,14 @@ def run_zoo(args) -> int:
     return 0
 
 
+@command("results", "rebuild the README's results table from the checkpoints' metrics.json")
+def run_results(args) -> int:
+    from vaelab.results import write
+
+    print(write())
+    return 0
+
+
 SETUP = {"list": add_list, "train": add_train, "eval": add_eval, "bench": add_bench, "zoo": add_zoo}
 
 
