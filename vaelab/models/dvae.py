@@ -61,6 +61,9 @@ class DVAEConfig(GumbelConfig):
     channels: tuple[int, ...] = (32, 64)  # stride-2 stages; the code grid is H / 2^len (28 -> 7)
     codebook_size: int = 64  # K: codebook entries, shared by every grid cell
     embed_dim: int = 32  # D: size of each codebook vector, the channels of z
+    # straight-through by default: with soft samples the decoder learns to read the continuous
+    # mixture weights (3 MNIST epochs: relaxed train −ELBO 98.5 vs discrete val 146.0 nats)
+    hard: bool = True
     latent_dim: int = 0  # unused: z is a (D, h, w) grid of codebook vectors
 
 
