@@ -1,0 +1,155 @@
+"""Figure builders for the app: arrays in, plotly figures or numpy images out.
+
+Pure functions with no model or Gradio in sight, so tests call them directly and the app's
+handlers stay a few lines. Every figure sets its height explicitly: plots inside tabs that were
+hidden at first render otherwise come out too small in some Gradio releases.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+# ten distinguishable colours (Tableau 10), one per digit
+DIGIT_COLOURS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+                 "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#7f7f7f"]
+MAP_HEIGHT = 470
+MAX_POINTS = 4000  # points drawn per panel: SVG stays quick in every browser, the picture the same
+IMAGE_PIXELS = 224  # displayed size of one digit image (nearest-neighbour upscaling keeps pixels crisp)
+
+
+def display_subset(n: int, keep: int | None = None, max_points: int = MAX_POINTS) -> np.ndarray:
+    """Indices of the points drawn: the first ``max_points`` (test sets are shuffled already),
+    always including ``keep``."""
+    idx = np.arange(min(n, max_points))
+    if keep is not None and 0 <= keep < n and keep >= max_points:
+        idx = np.append(idx, keep)
+    return idx
+
+
+def _add_digits(fig, coords: np.ndarray, labels: np.ndarray, idx: np.ndarray, row=None, col=None,
+                showlegend: bool = True) -> None:
+    for digit in range(10):
+        sel = idx[labels[idx] == digit]
+        if len(sel) == 0:
+            continue
+        trace = go.Scatter(x=coords[sel, 0], y=coords[sel, 1], mode="markers", name=str(digit),
+                           legendgroup=str(digit), showlegend=showlegend,
+                           marker=dict(size=4, color=DIGIT_COLOURS[digit], opacity=0.7),
+                           customdata=sel, hovertemplate="test image %{customdata}<br>digit " + str(digit)
+                           + "<extra></extra>")
+        if row is None:
+            fig.add_trace(trace)
+        else:
+            fig.add_trace(trace, row=row, col=col)
+
+
+def _star(x: float, y: float, name: str) -> go.Scatter:
+    return go.Scatter(x=[x], y=[y], mode="markers", name=name, showlegend=True,
+                      marker=dict(symbol="star", size=20, color="black", line=dict(color="white", width=1.5)),
+                      hovertemplate=name + "<extra></extra>")
+
+
+def latent_map_figure(model_coords: np.ndarray, pixel_coords: np.ndarray, labels: np.ndarray,
+                      titles: tuple[str, str], picked: int | None = None,
+                      axis_titles: tuple[tuple[str, str], tuple[str, str]] = (("z₁", "z₂"), ("PC 1", "PC 2")),
+                      height: int = MAP_HEIGHT) -> go.Figure:
+    """Two scatter panels of the same test images, coloured by digit: the model's 2-D latent
+    (or its projection) and PCA of the pixels; ``picked`` is marked with a star in both."""
+    labels = np.asarray(labels)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=list(titles), horizontal_spacing=0.08)
+    idx = display_subset(len(labels), picked)
+    for col, coords in ((1, model_coords), (2, pixel_coords)):
+        _add_digits(fig, np.asarray(coords), labels, idx, row=1, col=col, showlegend=col == 1)
+        if picked is not None and 0 <= picked < len(labels):
+            star = _star(float(coords[picked, 0]), float(coords[picked, 1]), f"picked #{picked}")
+            star.showlegend = col == 1
+            star.legendgroup = "picked"
+            fig.add_trace(star, row=1, col=col)
+    for col, (xt, yt) in enumerate(axis_titles, start=1):
+        fig.update_xaxes(title_text=xt, row=1, col=col)
+        fig.update_yaxes(title_text=yt, row=1, col=col)
+    fig.update_layout(height=height, margin=dict(l=50, r=20, t=60, b=45), legend_title_text="digit",
+                      template="plotly_white", legend=dict(itemsizing="constant"))
+    fig.update_annotations(font_size=14)
+    return fig
+
+
+def drawing_map_figure(coords: np.ndarray, labels: np.ndarray, point: np.ndarray | None, title: str,
+                       height: int = 420) -> go.Figure:
+    """One model's 2-D latent map with the drawing's latent as a star (``point`` may be None)."""
+    labels = np.asarray(labels)
+    fig = go.Figure()
+    _add_digits(fig, np.asarray(coords), labels, display_subset(len(labels)))
+    if point is not None:
+        fig.add_trace(_star(float(point[0]), float(point[1]), "your drawing"))
+    fig.update_layout(title=dict(text=title, font_size=14), height=height, template="plotly_white",
+                      margin=dict(l=45, r=15, t=50, b=40), legend_title_text="digit",
+                      legend=dict(itemsizing="constant"), xaxis_title="z₁", yaxis_title="z₂")
+    return fig
+
+
+def empty_figure(message: str, height: int = 300) -> go.Figure:
+    """A blank figure that says why there is nothing to show."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                       font=dict(size=15))
+    fig.update_layout(height=height, template="plotly_white", xaxis_visible=False, yaxis_visible=False,
+                      margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+# --- images ----------------------------------------------------------------------------------
+
+def as_grey(image) -> np.ndarray:
+    """``(H, W)``, ``(1, H, W)`` or ``(1, 1, H, W)`` (tensor or array) -> float ``(H, W)`` in [0, 1]."""
+    a = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
+    a = np.asarray(a, dtype=np.float32)
+    while a.ndim > 2:
+        if a.shape[0] != 1:
+            a = a.mean(0) if a.ndim == 3 else a[0]
+        else:
+            a = a[0]
+    return np.clip(a, 0.0, 1.0)
+
+
+def to_display(image, pixels: int = IMAGE_PIXELS) -> np.ndarray:
+    """One image -> uint8 ``(pixels, pixels)`` (roughly), upscaled by an integer factor with
+    nearest neighbour so every model pixel stays a visible square."""
+    a = as_grey(image)
+    scale = max(1, pixels // max(a.shape))
+    big = np.kron(a, np.ones((scale, scale), np.float32))
+    return (big * 255 + 0.5).astype(np.uint8)
+
+
+def tile(images, cols: int, pad: int = 1, pad_value: float = 0.35) -> np.ndarray:
+    """``(N, H, W)`` (or anything :func:`as_grey` reads per item) -> one float grid image."""
+    ims = [as_grey(im) for im in images]
+    h, w = ims[0].shape
+    rows = (len(ims) + cols - 1) // cols
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), pad_value, np.float32)
+    for i, im in enumerate(ims):
+        r, c = divmod(i, cols)
+        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = im
+    return out
+
+
+def strip(images, pixels_per_image: int = 112) -> np.ndarray:
+    """Images in one row, each about ``pixels_per_image`` wide, as uint8."""
+    grid = tile(images, cols=len(images))
+    h = as_grey(images[0]).shape[0]
+    scale = max(1, pixels_per_image // h)
+    return (np.kron(grid, np.ones((scale, scale), np.float32)) * 255 + 0.5).astype(np.uint8)
+
+
+def grid_image(images, cols: int, pixels: int = 480) -> np.ndarray:
+    """A square-ish grid of images as uint8, upscaled to about ``pixels`` wide."""
+    grid = tile(images, cols=cols, pad=0)
+    scale = max(1, pixels // grid.shape[1])
+    return (np.kron(grid, np.ones((scale, scale), np.float32)) * 255 + 0.5).astype(np.uint8)
+
+
+def placeholder_image(pixels: int = IMAGE_PIXELS) -> np.ndarray:
+    """A flat grey square standing for an image that cannot be shown (the caption says why)."""
+    return np.full((pixels, pixels), 60, np.uint8)
