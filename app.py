@@ -38,10 +38,12 @@ with gr.Blocks(title="vaelab: explore autoencoder latent spaces") as demo:
 
     with gr.Tab("Latent map"):
         with gr.Row():
-            map_model = gr.Dropdown(MAP_CHOICES, value=MAP_DEFAULT, label="Model (grouped by family)", scale=3)
+            map_model = gr.Dropdown(MAP_CHOICES, value=MAP_DEFAULT, label="Model (grouped by family)", scale=3,
+                                    elem_id="map-model")
             projection = gr.Radio([ex.PROJ_LATENT, ex.PROJ_PCA, ex.PROJ_UMAP], value=ex.PROJ_LATENT,
                                   label="2-D view of the latent", scale=2)
-        map_plot = gr.Plot(label="Test images in the model's latent (left) and in PCA of the pixels (right)")
+        map_plot = gr.Plot(label="Test images in the model's latent (left) and in PCA of the pixels (right)",
+                           elem_id="map-plot")
         index = gr.Slider(0, 100, value=0, step=1, label="Pick a test image (its star moves in both maps)")
         with gr.Row():
             original = gr.Image(label="original", **IMG)
@@ -62,13 +64,15 @@ with gr.Blocks(title="vaelab: explore autoencoder latent spaces") as demo:
             label = gr.Slider(0, 9, value=0, step=1, label="digit to condition on", visible=False, scale=1)
         elbo_md = gr.Markdown(latex_delimiters=LATEX)
         with gr.Row():
-            decoded = gr.Image(label="decoded image", scale=1, **IMG)
+            decoded = gr.Image(label="decoded image", scale=1, elem_id="decoded", **IMG)
             with gr.Column(scale=3):
-                sliders = []
+                sliders, slider_rows = [], []
                 for row in range(ex.MAX_SLIDERS // 4):
-                    with gr.Row():
+                    with gr.Row(visible=False) as slider_row:
+                        slider_rows.append(slider_row)
                         sliders += [gr.Slider(-ex.SLIDER_RANGE, ex.SLIDER_RANGE, value=0.0, step=0.05,
-                                              label=f"z{4 * row + k}", visible=False, min_width=160)
+                                              label=f"z{4 * row + k}", visible=False, min_width=160,
+                                              elem_id=f"z-slider-{4 * row + k}")
                                     for k in range(4)]
         with gr.Row():
             dim = gr.Dropdown(label="Traverse one dimension from −3 to 3 (the others stay as set)", scale=3)
@@ -89,14 +93,15 @@ with gr.Blocks(title="vaelab: explore autoencoder latent spaces") as demo:
         with gr.Row():
             pad = gr.Sketchpad(type="numpy", image_mode="L", canvas_size=(280, 280), label="draw a digit",
                                brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
-                               layers=False, transforms=(), scale=2)
-            with gr.Column(scale=1):
-                seen = gr.Image(label="what the models see", **IMG)
+                               layers=False, transforms=(), scale=3, elem_id="sketchpad")
+            with gr.Column(scale=2):
+                seen = gr.Image(label="what the models see", elem_id="seen", **IMG)
+                draw_msg = gr.Markdown(ex.EMPTY_DRAWING)
                 reading = gr.Markdown()
-        draw_msg = gr.Markdown(ex.EMPTY_DRAWING)
-        recons = gr.Gallery(label="reconstructions", columns=6, height=260, object_fit="contain",
-                            allow_preview=False)
-        draw_map = gr.Plot(label="the drawing in a 2-D latent")
+            draw_map = gr.Plot(label="the drawing in a 2-D latent", elem_id="draw-map", scale=4)
+        recons = gr.Gallery(label="reconstructions (each model's rebuild of the image above)", columns=6,
+                            height="auto", object_fit="contain", allow_preview=False, fit_columns=False,
+                            elem_id="recons")
 
     with gr.Tab("Models"):
         gr.Markdown("Shipped checkpoints (test-set numbers from each `metrics.json`):")
@@ -116,7 +121,8 @@ with gr.Blocks(title="vaelab: explore autoencoder latent spaces") as demo:
                 api_name="pick_point", show_progress="hidden", trigger_mode="always_last")
 
     setup_inputs = [slider_model, start, start_index, label]
-    setup_outputs = [elbo_md, decoded, dim, label, start_index, *sliders]
+    setup_outputs = [elbo_md, decoded, dim, label, start_index, traversal, samples, interpolation,
+                     *slider_rows, *sliders]
     for trigger, name in ((slider_model.input, "sliders_model"), (start.input, "sliders_start"),
                           (start_index.release, "sliders_start_image")):
         trigger(ex.setup_sliders, setup_inputs, setup_outputs, api_name=name)

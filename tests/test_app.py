@@ -28,9 +28,5 @@ def test_status_says_what_data_is_available(app_module, monkeypatch, tmp_path):
     assert app_module.dataset_status().startswith("MNIST found")
 
 
-def test_app_serves_http(app_module):
-    app_module.demo.launch(prevent_thread_lock=True, quiet=True)
-    try:
-        assert urllib.request.urlopen(app_module.demo.local_url, timeout=30).status == 200
-    finally:
-        app_module.demo.close()
+def test_app_serves_http(app_url):
+    assert urllib.request.urlopen(app_url, timeout=30).status == 200

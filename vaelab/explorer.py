@@ -346,7 +346,7 @@ def manifold(name: str, label: int = 0, n: int = 15) -> tuple[np.ndarray | None,
     zz = np.array([[x, y] for y in ys[::-1] for x in xs], np.float32)  # top row = largest z₂
     images = decode(m, zz, label)
     cond = f" conditioned on digit {label}" if m.info.conditional else ""
-    return viz.grid_image(images, cols=n), f"Decoded {n}×{n} grid{cond}: {how}. z₁ grows to the right, z₂ upwards."
+    return viz.grid_image(images, cols=n, pad=1), f"Decoded {n}×{n} grid{cond}: {how}. z₁ grows to the right, z₂ upwards."
 
 
 def pick(name: str, index: int):
@@ -491,8 +491,9 @@ def elbo_markdown(m: Loaded) -> str:
 
 
 def setup_sliders(name: str, start: str, index: int, label: int):
-    """Choosing a model or a starting point: 32 slider updates (value, label, visibility), the
-    decoded image, the traversal's dimension choices, the explanation and the label control."""
+    """Choosing a model or a starting point: the explanation, the decoded image, the traversal's
+    dimension choices, the label and start-image controls, the three strips (traversal, prior
+    samples, interpolation to the next test image), 8 slider-row and 32 slider updates."""
     import gradio as gr
 
     m = load(name)
@@ -503,6 +504,7 @@ def setup_sliders(name: str, start: str, index: int, label: int):
         label = int(m.labels[i])
     z = start_latent(m, start, i)
     dims = slider_dims(m)
+    rows = [gr.update(visible=4 * r < len(dims)) for r in range(MAX_SLIDERS // 4)]
     updates = []
     for j in range(MAX_SLIDERS):
         if j < len(dims):
@@ -516,9 +518,11 @@ def setup_sliders(name: str, start: str, index: int, label: int):
     dim_choices = [(dim_label(m, d), d) for d in dims]
     extra = (f" The first {MAX_SLIDERS} of {m.card.latent_dim} dimensions by KL are shown; the rest stay at 0."
              if m.card.latent_dim > MAX_SLIDERS else "")
+    strips = (traverse(name, label, dims[0], *values), sample_prior(name, label, 0),
+              interpolate(name, i, (i + 1) % m.n_test, label))
     return (elbo_markdown(m) + extra, image, gr.update(choices=dim_choices, value=dims[0]),
             gr.update(visible=m.info.conditional, value=label),
-            gr.update(maximum=m.n_test - 1, value=i), *updates)
+            gr.update(maximum=m.n_test - 1, value=i), *strips, *rows, *updates)
 
 
 def traverse(name: str, label: int, dim: int, *values, steps: int = 9) -> np.ndarray:

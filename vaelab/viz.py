@@ -77,7 +77,7 @@ def latent_map_figure(model_coords: np.ndarray, pixel_coords: np.ndarray, labels
 
 
 def drawing_map_figure(coords: np.ndarray, labels: np.ndarray, point: np.ndarray | None, title: str,
-                       height: int = 420) -> go.Figure:
+                       height: int = 460) -> go.Figure:
     """One model's 2-D latent map with the drawing's latent as a star (``point`` may be None)."""
     labels = np.asarray(labels)
     fig = go.Figure()
@@ -85,8 +85,8 @@ def drawing_map_figure(coords: np.ndarray, labels: np.ndarray, point: np.ndarray
     if point is not None:
         fig.add_trace(_star(float(point[0]), float(point[1]), "your drawing"))
     fig.update_layout(title=dict(text=title, font_size=14), height=height, template="plotly_white",
-                      margin=dict(l=45, r=15, t=50, b=40), legend_title_text="digit",
-                      legend=dict(itemsizing="constant"), xaxis_title="z₁", yaxis_title="z₂")
+                      margin=dict(l=45, r=15, t=50, b=85), xaxis_title="z₁", yaxis_title="z₂",
+                      legend=dict(itemsizing="constant", orientation="h", y=-0.2, font_size=11))
     return fig
 
 
@@ -143,9 +143,9 @@ def strip(images, pixels_per_image: int = 112) -> np.ndarray:
     return (np.kron(grid, np.ones((scale, scale), np.float32)) * 255 + 0.5).astype(np.uint8)
 
 
-def grid_image(images, cols: int, pixels: int = 480) -> np.ndarray:
+def grid_image(images, cols: int, pixels: int = 480, pad: int = 0) -> np.ndarray:
     """A square-ish grid of images as uint8, upscaled to about ``pixels`` wide."""
-    grid = tile(images, cols=cols, pad=0)
+    grid = tile(images, cols=cols, pad=pad)
     scale = max(1, pixels // grid.shape[1])
     return (np.kron(grid, np.ones((scale, scale), np.float32)) * 255 + 0.5).astype(np.uint8)
 
