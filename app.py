@@ -34,7 +34,7 @@ with gr.Blocks(title="vaelab: explore autoencoder latent spaces") as demo:
     gr.Markdown("# vaelab — inside an autoencoder's latent space\nPick a model, see where it puts "
                 "each digit, drag its latent dimensions, or draw your own digit and watch every model "
                 "rebuild it.")
-    status = gr.Markdown(dataset_status())
+    status = gr.Markdown("**Data:** " + dataset_status())
 
     with gr.Tab("Latent map"):
         with gr.Row():
@@ -49,6 +49,8 @@ with gr.Blocks(title="vaelab: explore autoencoder latent spaces") as demo:
             original = gr.Image(label="original", **IMG)
             model_recon = gr.Image(label="model's reconstruction", **IMG)
             pca_recon = gr.Image(label="PCA's reconstruction (same d)", **IMG)
+        neighbours = gr.Image(label="nearest test images in the model's latent", height=100, buttons=[],
+                              interactive=False, type="numpy")
         pick_caption = gr.Markdown()
         map_md = gr.Markdown(latex_delimiters=LATEX)
         with gr.Row():
@@ -111,13 +113,13 @@ with gr.Blocks(title="vaelab: explore autoencoder latent spaces") as demo:
         gr.Markdown(variants_table())
 
     # --- wiring ---------------------------------------------------------------------------------
-    map_outputs = [map_plot, projection, index, map_md, original, model_recon, pca_recon, pick_caption,
+    map_outputs = [map_plot, projection, index, map_md, original, model_recon, pca_recon, neighbours, pick_caption,
                    manifold, manifold_caption]
     map_inputs = [map_model, projection, index]
     map_model.input(ex.select_map_model, map_inputs, map_outputs, api_name="latent_map")
     projection.input(ex.select_map_model, map_inputs, map_outputs, api_name="latent_map_projection")
     index.input(ex.pick_point, [map_model, projection, index],
-                [map_plot, original, model_recon, pca_recon, pick_caption],
+                [map_plot, original, model_recon, pca_recon, neighbours, pick_caption],
                 api_name="pick_point", show_progress="hidden", trigger_mode="always_last")
 
     setup_inputs = [slider_model, start, start_index, label]
@@ -141,7 +143,7 @@ with gr.Blocks(title="vaelab: explore autoencoder latent spaces") as demo:
     pad.change(ex.draw, pad, [seen, recons, draw_map, reading, draw_msg], api_name="draw",
                show_progress="hidden", trigger_mode="always_last")
 
-    demo.load(dataset_status, outputs=status, api_name="status")
+    demo.load(lambda: "**Data:** " + dataset_status(), outputs=status, api_name="status")
     if MAP_DEFAULT:
         demo.load(ex.select_map_model, map_inputs, map_outputs, api_name="init_latent_map")
     if SLIDER_DEFAULT:

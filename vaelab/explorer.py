@@ -212,12 +212,12 @@ def dataset_status() -> str:
     from vaelab.data import data_dir
 
     if mnist_available():
-        return (f"**Data:** MNIST found in `{data_dir()}`: views that show original test images, nearest "
+        return (f"MNIST found in `{data_dir()}`: views that show original test images, nearest "
                 "neighbours and PCA reconstructions use it.")
-    return ("**Data:** MNIST not found (set `VAELAB_DATA` to a folder holding `MNIST/raw/`): the app uses "
+    return ("MNIST not found (set `VAELAB_DATA` to a folder holding `MNIST/raw/`): the app uses "
             "scikit-learn's bundled 8×8 digits and what the shipped checkpoints cached (2-D maps, "
-            "latents, metrics). MNIST models still decode and draw; their original test images and "
-            "PCA reconstructions are not shown.")
+            "latents, metrics). MNIST models still decode and draw; their original test images, "
+            "nearest neighbours and PCA reconstructions are not shown.")
 
 
 def pca_for(dataset_name: str, dims: int):
@@ -349,8 +349,22 @@ def manifold(name: str, label: int = 0, n: int = 15) -> tuple[np.ndarray | None,
     return viz.grid_image(images, cols=n, pad=1), f"Decoded {n}×{n} grid{cond}: {how}. z₁ grows to the right, z₂ upwards."
 
 
+def nearest_neighbours(m: Loaded, i: int, k: int = 8) -> tuple[np.ndarray, list[int]]:
+    """The ``k`` test images closest to test image ``i`` in the model's latent (its cached test
+    latents, else its 2-D map): a strip of originals, or ``None`` without the dataset."""
+    space = m.arrays.get("latent_test", m.arrays["coords_model"])
+    d = ((space - space[i]) ** 2).sum(1)
+    d[i] = np.inf
+    nearest = [int(j) for j in np.argsort(d)[:k]]
+    images = [test_image(m, j) for j in nearest]
+    if any(im is None for im in images):
+        return None, nearest
+    return viz.strip([im[0] for im in images], pixels_per_image=84), nearest
+
+
 def pick(name: str, index: int):
-    """Images for test image ``index``: original, model reconstruction, PCA reconstruction, caption."""
+    """Images for test image ``index``: original, model reconstruction, PCA reconstruction,
+    its nearest neighbours in the latent (strip), caption."""
     m = load(name)
     i = int(np.clip(int(index or 0), 0, m.n_test - 1))
     x = test_image(m, i)
@@ -366,8 +380,14 @@ def pick(name: str, index: int):
         if pca is not None:
             parts[-1] += f", PCA {float(((torch.as_tensor(pca) - x[0, 0]) ** 2).mean()):.4f}."
     parts.append(f"PCA: {pca_how}." if pca is not None else f"PCA reconstruction missing: {pca_how}.")
+    strip, nearest = nearest_neighbours(m, i)
+    same = sum(int(m.labels[j]) == digit for j in nearest)
+    parts.append(f"Its {len(nearest)} nearest test images in the latent: {same} of them are {digit}s"
+                 + (" (shown below)." if strip is not None else
+                    f" ({', '.join(str(int(m.labels[j])) for j in nearest)}; images need the dataset)."))
     show = lambda im: viz.placeholder_image() if im is None else viz.to_display(im)  # noqa: E731
-    return show(x), show(rec), show(pca), " ".join(parts)
+    neighbours = strip if strip is not None else viz.strip(np.full((len(nearest), 8, 8), 0.25), 84)
+    return show(x), show(rec), show(pca), neighbours, " ".join(parts)
 
 
 def latent_map_markdown(m: Loaded) -> str:
@@ -402,16 +422,16 @@ def select_map_model(name: str, projection: str | None, index: int):
     projection = projection if projection in options else options[0]
     i = int(np.clip(int(index or 0), 0, m.n_test - 1))
     grid, grid_caption = manifold(name, int(m.labels[i]))
-    original, rec, pca, caption = pick(name, i)
+    original, rec, pca, neighbours, caption = pick(name, i)
     return (map_figure(name, projection, i),
             gr.update(choices=options, value=projection, interactive=len(options) > 1),
             gr.update(maximum=m.n_test - 1, value=i),
-            latent_map_markdown(m), original, rec, pca, caption,
+            latent_map_markdown(m), original, rec, pca, neighbours, caption,
             gr.update(value=grid, visible=grid is not None), grid_caption)
 
 
 def pick_point(name: str, projection: str, index: int):
-    """Picking a test image: the figure with its star, and the three images."""
+    """Picking a test image: the figure with its star, the three images, the neighbours, the caption."""
     return (map_figure(name, projection, index), *pick(name, index))
 
 
