@@ -102,7 +102,7 @@ with gr.Blocks(title="vaelab: explore autoencoder latent spaces") as demo:
                 reading = gr.Markdown()
             draw_map = gr.Plot(label="the drawing in a 2-D latent", elem_id="draw-map", scale=4)
         recons = gr.Gallery(label="reconstructions (each model's rebuild of the image above)", columns=6,
-                            height="auto", object_fit="contain", allow_preview=False, fit_columns=False,
+                            height=240, object_fit="contain", allow_preview=False, fit_columns=False,
                             elem_id="recons")
 
     with gr.Tab("Models"):

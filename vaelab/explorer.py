@@ -684,13 +684,14 @@ def draw(value):
         m = load(c.name)
         rec = m.model.reconstruct(x).clamp(0, 1)
         err = float(((rec - x) ** 2).mean())
-        gallery.append((viz.to_display(rec[0], 160), f"{c.name} ({c.family}, {c.latent_dim}-D): MSE {err:.3f}"))
+        gallery.append((viz.to_display(rec[0], 160), f"{c.name}: MSE {err:.3f}"))
     point = None
     if map_card is not None:
         m = load(map_card.name)
         point = m.model.encode(x).flat()[0].numpy()
     msg = (f"Reconstructions by {len(plan.recon)} models at {plan.image_shape[-2]}×{plan.image_shape[-1]}"
-           + ("." if plan.recon else ": none shipped for this image size."))
+           + (": " + ", ".join(f"{c.name} ({c.family}, {c.latent_dim}-D)" for c in plan.recon) + "."
+              if plan.recon else ": none shipped for this image size."))
     return viz.to_display(x[0]), gallery, _draw_map(map_card, point), classify(x), msg
 
 
