@@ -29,7 +29,7 @@ def page(app_url):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(TIMEOUT)
         page.goto(app_url)
-        page.wait_for_selector("#map-plot .js-plotly-plot")
+        page.wait_for_selector("#map-plot .js-plotly-plot", timeout=120_000)  # first load fits PCA
         yield page
         browser.close()
 
