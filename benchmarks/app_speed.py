@@ -113,8 +113,8 @@ def main() -> dict:
 
     # 4. switching models in the latent map (cached coordinates; models already loaded)
     names = [v for _, v in app.MAP_CHOICES]
-    for name in names:
-        ex.load(name)
+    for name in names:  # a running app has loaded each model (and fitted its PCA) once already
+        ex.select_map_model(name, None, 0)
     switch = []
     for k in range(max(args.repeats // 2, len(names))):
         name = names[k % len(names)]

@@ -54,11 +54,11 @@ def _digit_traces(coords: np.ndarray, labels: np.ndarray, idx: np.ndarray, axes:
         sel = idx[labels[idx] == digit]
         if len(sel) == 0:
             continue
-        traces.append(dict(type="scatter", x=coords[sel, 0].tolist(), y=coords[sel, 1].tolist(), mode="markers",
+        traces.append(dict(type="scatter", x=coords[sel, 0], y=coords[sel, 1], mode="markers",
                            name=str(digit), legendgroup=str(digit), showlegend=showlegend,
                            xaxis="x" + axes, yaxis="y" + axes,
                            marker=dict(size=4, color=DIGIT_COLOURS[digit], opacity=0.7),
-                           customdata=sel.tolist(),
+                           customdata=sel,
                            hovertemplate="test image %{customdata}<br>digit " + str(digit) + "<extra></extra>"))
     return traces
 
