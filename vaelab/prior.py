@@ -367,7 +367,9 @@ class CodePriorMixin:
     """For discrete models: holds an attached :class:`CodePrior` and samples through it.
 
     Mix in before :class:`~vaelab.models.base.AutoEncoder` and report ``has_prior`` in ``info``
-    (``can_sample=self.has_prior, has_prior=self.has_prior``). The prior is kept outside the
+    (``can_sample=self.has_prior, has_prior=self.has_prior``). A model that has a fixed prior
+    over its codes without a learned one (a Gumbel-softmax VAE's uniform prior) overrides
+    :meth:`fixed_prior_indices` and reports ``can_sample=True``. The prior is kept outside the
     model's modules on purpose: it is not in the model's ``state_dict`` (the model's weights file
     stays the same with or without one) and lives in its own folder.
     """
@@ -395,13 +397,19 @@ class CodePriorMixin:
             prior.eval()
         object.__setattr__(self, "_code_prior", prior)  # not nn.Module.__setattr__: no submodule
 
+    def fixed_prior_indices(self, n: int, generator: torch.Generator | None = None):
+        """Indices when no learned prior is attached. By default there are none; models with a
+        prior of their own over the codes (uniform, for Gumbel-softmax VAEs) override this."""
+        raise SamplingNotSupported(
+            f"{type(self).__name__} has no prior over its codes; train one with "
+            "`python -m vaelab train-prior --base CHECKPOINT`")
+
     @torch.no_grad()
     def sample_indices(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0):
-        """Indices drawn from the attached prior, as ``Latent.indices`` has them."""
+        """Indices drawn from the attached prior (else :meth:`fixed_prior_indices`), as
+        ``Latent.indices`` has them."""
         if self._code_prior is None:
-            raise SamplingNotSupported(
-                f"{type(self).__name__} has no prior over its codes; train one with "
-                "`python -m vaelab train-prior --base CHECKPOINT`")
+            return self.fixed_prior_indices(n, generator)
         device = next(self.parameters()).device
         prior = self._code_prior.to(device).eval()
         return prior.sample(n, generator=generator, temperature=temperature, device=device)
