@@ -50,8 +50,10 @@ def test_shapes_and_info(name):
     assert model.decode_params(latent.z, y).shape == x.shape
     recon = model.reconstruct(x, y)
     assert recon.shape == x.shape and torch.isfinite(recon).all()
-    if info.variational:
+    if info.variational and info.latent == "continuous":
         assert latent.mean is not None and latent.logvar is not None
+    if info.variational and info.latent == "discrete":  # a categorical posterior: its logits
+        assert latent.logits is not None
     if info.latent == "discrete":
         assert info.codebook_size and latent.indices is not None
         z_again = model.latent_from_indices(latent.indices)

@@ -18,6 +18,7 @@ from vaelab.prior import (CodePrior, GatedPixelCNN, PixelCNNConfig, PriorConfig,
 
 TINY_PRIOR = PriorConfig(channels=8, layers=3)
 FAST = PriorSettings(epochs=1, batch_size=64, progress=False)
+DISCRETE = ("vq-vae", "vq-vae-2", "dvae", "gumbel-vae")  # gumbel-vae: 1-D indices (B, N), a 1×N grid
 
 
 def pixelcnn(shape=(4, 5), k=6, cond=None, layers=4, seed=0) -> GatedPixelCNN:
@@ -30,10 +31,10 @@ def pixelcnn(shape=(4, 5), k=6, cond=None, layers=4, seed=0) -> GatedPixelCNN:
 
 @pytest.fixture(scope="module")
 def trained(digits, tmp_path_factory):
-    """Tiny vq-vae and vq-vae-2 on a digits subset, each with a one-epoch prior saved beside it."""
+    """Tiny discrete models on a digits subset, each with a one-epoch prior saved beside it."""
     data = digits.subset(256, 64)
     out = {}
-    for name in ("vq-vae", "vq-vae-2"):
+    for name in DISCRETE:
         torch.manual_seed(0)
         model = vaelab.create(name, tiny=True)
         vaelab.fit(model, data, epochs=1, batch_size=64, progress=False)
@@ -95,7 +96,7 @@ def test_one_dimensional_index_shape_is_a_causal_row():
 
 # --- save, load, attach -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["vq-vae", "vq-vae-2"])
+@pytest.mark.parametrize("name", DISCRETE)
 def test_save_load_round_trip_gives_identical_logits(trained, name):
     model, prior, folder, data = trained[name]
     assert {f.name for f in (folder / "prior").iterdir()} == {"config.json", "model.safetensors", "history.json"}
@@ -139,7 +140,7 @@ def test_prior_for_other_weights_is_not_attached(tmp_path, trained):
 
 # --- sampling ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["vq-vae", "vq-vae-2"])
+@pytest.mark.parametrize("name", DISCRETE)
 def test_samples_decode_to_valid_images(trained, name):
     _, _, folder, _ = trained[name]
     model = vaelab.load_checkpoint(folder)
@@ -148,6 +149,17 @@ def test_samples_decode_to_valid_images(trained, name):
     assert torch.isfinite(images).all() and images.min() >= 0 and images.max() <= 1
     again = model.sample(6, generator=torch.Generator().manual_seed(0))
     assert torch.equal(images, again)  # seeded sampling is reproducible
+    indices = model.sample_indices(6, generator=torch.Generator().manual_seed(0))
+    for level, shape in zip(indices if isinstance(indices, tuple) else (indices,), model.info.index_shapes):
+        assert level.shape == (6, *shape) and int(level.max()) < model.info.codebook_size
+
+
+def test_gumbel_models_keep_their_uniform_prior_without_a_learned_one(trained, tmp_path):
+    model, _, _, _ = trained["dvae"]
+    vaelab.save_checkpoint(model, tmp_path / "bare", dataset="digits")
+    bare = vaelab.load_checkpoint(tmp_path / "bare")
+    assert bare.info.can_sample and not bare.info.has_prior
+    assert bare.sample(3).shape == (3, *bare.config.image_shape)
 
 
 def test_vqvae2_samples_top_first_then_bottom_conditioned_on_it(trained, monkeypatch):

@@ -220,13 +220,62 @@ def run_zoo(args) -> int:
     return 0
 
 
+@command("results", "rebuild the README's results table from the checkpoints' metrics.json")
+def run_results(args) -> int:
+    from vaelab.results import write
+
+    print(write())
+    return 0
+
+
+# --- train-classifier ------------------------------------------------------------------------
+
+def add_train_classifier(p: argparse.ArgumentParser) -> None:
+    from vaelab.data import DATASETS
+
+    p.add_argument("--dataset", default="mnist", choices=DATASETS, help="training data (default: mnist)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder holding MNIST/raw/… (default: $VAELAB_DATA, else ~/.cache/vaelab/data)")
+    p.add_argument("--no-download", action="store_true", help="never try to download the dataset")
+    p.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
+    p.add_argument("--batch-size", type=int, default=128, help="images per step (default 128)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (default 2e-3)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--out", required=True, help="classifier folder to write (created or replaced atomically)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a ClassifierConfig field, e.g. --set feature_dim=64")
+
+
+@command("train-classifier", "train the CNN digit classifier used by metrics; write its folder")
+def run_train_classifier(args) -> int:
+    from vaelab.classifier import train_classifier
+    from vaelab.data import DatasetNotFoundError, load_dataset
+
+    try:
+        data = load_dataset(args.dataset, args.data_dir, download=False if args.no_download else None)
+    except DatasetNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"training the classifier on {data.source}, "
+          f"{len(data.train_x):,} train / {len(data.test_x):,} test images")
+    try:
+        model = train_classifier(data, args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                 seed=args.seed, threads=args.threads, out=args.out,
+                                 **parse_set(args.overrides))
+    except (ValueError, TypeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"test accuracy {model.metrics['test_accuracy']:.4f}; classifier in {Path(args.out)}")
+
+
 # --- train-prior -----------------------------------------------------------------------------
 
 def add_train_prior(p: argparse.ArgumentParser) -> None:
     from vaelab.prior import PriorConfig, PriorSettings
 
     arch, run = PriorConfig(), PriorSettings()
-    p.add_argument("--base", required=True, help="checkpoint folder of a discrete model (vq-vae, vq-vae-2, …)")
+    p.add_argument("--base", required=True, help="checkpoint folder of a discrete model (vq-vae, vq-vae-2, dvae, gumbel-vae)")
     p.add_argument("--epochs", type=int, default=run.epochs, help=f"passes over the code maps (default {run.epochs})")
     p.add_argument("--batch-size", type=int, default=run.batch_size, help=f"code maps per step (default {run.batch_size})")
     p.add_argument("--lr", type=float, default=run.lr, help=f"Adam learning rate (default {run.lr})")
@@ -343,7 +392,7 @@ def run_sample(args) -> int:
 
 
 SETUP = {"list": add_list, "train": add_train, "eval": add_eval, "bench": add_bench, "zoo": add_zoo,
-         "train-prior": add_train_prior, "sample": add_sample}
+         "train-classifier": add_train_classifier, "train-prior": add_train_prior, "sample": add_sample}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -356,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
               python -m vaelab list
               python -m vaelab train vae --dataset digits --epochs 20 --out runs/vae-digits
               python -m vaelab train vae --dataset mnist --epochs 30 --set latent_dim=2 --out runs/vae2d
+              python -m vaelab train-classifier --dataset mnist --epochs 8 --out checkpoints/classifier
               python -m vaelab train-prior --base runs/vq --epochs 2
               python -m vaelab sample runs/vq --n 64 --out grid.png --temperature 1.0
             """))

@@ -101,3 +101,24 @@ def jacobian_frobenius_autograd(fn, x: torch.Tensor, create_graph: bool = True) 
         (g,) = torch.autograd.grad(h[:, j].sum(), x, create_graph=create_graph, retain_graph=True)
         total = total + g.reshape(g.shape[0], -1).pow(2).sum(1)
     return total
+
+
+def gan_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Non-saturating generator loss ``-log D(G(z))`` per image (Goodfellow et al. 2014,
+    section 3): BCE of the discriminator's logits on generated images against "real".
+
+    ``fake_logits``: ``(B, 1)`` for an image discriminator or ``(B, 1, h, w)`` for a patch one;
+    patch losses are averaged over the grid. Returns ``(B,)``.
+    """
+    per_logit = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits),
+                                                   reduction="none")
+    return per_logit.reshape(per_logit.shape[0], -1).mean(1)
+
+
+def gan_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """The discriminator's loss ``-log D(x) - log(1 - D(G(z)))``, BCE with logits, as a scalar:
+    the batch mean over real images plus the batch mean over generated ones (the two batches may
+    differ in size). Logit shapes as in :func:`gan_generator_loss`."""
+    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits), reduction="none")
+    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits), reduction="none")
+    return real.mean() + fake.mean()

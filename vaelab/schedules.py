@@ -32,13 +32,18 @@ def kl_weight(step: int, beta: float, warmup: str = "none", warmup_steps: int = 
 
 
 def temperature(step: int, start: float = 1.0, floor: float = 0.5, schedule: str = "exp",
-                rate: float = 1e-4, total_steps: int = 10000) -> float:
+                rate: float = 1e-4, total_steps: int = 10000, every: int = 1) -> float:
     """Gumbel-softmax temperature at ``step``.
 
     - ``exp``: ``max(floor, start · exp(-rate · step))`` (Jang et al. 2016, section 4);
     - ``cosine``: from ``start`` to ``floor`` over ``total_steps`` along a half cosine;
     - ``constant``: ``start``.
+
+    With ``every > 1`` the temperature is updated only every ``every`` steps (a staircase, as in
+    Jang et al., who update τ every N ∈ {500, 1000} steps).
     """
+    if every > 1:
+        step = (step // every) * every
     if schedule == "constant":
         return start
     if schedule == "exp":

@@ -138,8 +138,9 @@ def run(only: list[str] | None = None, resume: bool = False, evaluate_after: boo
         if evaluate_after and not (resume and "skipped" in status and (out / "metrics.json").is_file()):
             from vaelab.evaluate import EvalSettings
             evaluate(out, data, EvalSettings(**ZOO_EVAL))
-        log[recipe.name] = {**log.get(recipe.name, {}), **status, "variant": recipe.variant,
-                            "dataset": recipe.dataset, "purpose": recipe.purpose}
+        if "skipped" not in status:
+            log[recipe.name] = {**status, "variant": recipe.variant, "dataset": recipe.dataset,
+                                "purpose": recipe.purpose}
         CHECKPOINTS.mkdir(exist_ok=True)
         log_path.write_text(json.dumps(log, indent=2))
     return log

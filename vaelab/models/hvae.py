@@ -1,0 +1,138 @@
+"""A hierarchical VAE with two stochastic levels, z₁ next to the image and z₂ above it.
+
+Generative path, top-down: ``p(z₂) = N(0, I)``, ``p(z₁|z₂) = N(μ_p(z₂), σ²_p(z₂))`` with a learned
+mean and log-variance, ``p(x|z₁)`` the usual decoder. Inference path, bottom-up:
+``q(z₁|x)`` then ``q(z₂|z₁)``, both Gaussian — the two-layer models of Rezende et al. 2014 and
+Burda et al. 2015 (section 5: "two stochastic layers"), whose difficulties with inactive top
+units Sønderby et al. 2016 (Ladder VAE) address with KL warm-up, which this model has too.
+
+Loss, one reparameterised sample ``z₁ ~ q(z₁|x)``, ``z₂ ~ q(z₂|z₁)``::
+
+    -ELBO = E_q[-log p(x|z₁)] + kl_1 + kl_2
+    kl_1  = log q(z₁|x) - log p(z₁|z₂)           at the sampled z₁, z₂ (single-sample estimate)
+    kl_2  = KL(q(z₂|z₁) || N(0, I))              closed form, given the sampled z₁
+
+``kl_1`` is estimated at the sampled pair rather than in closed form because z₂ is drawn *from*
+z₁: the analytic ``KL(q(z₁|x) || p(z₁|z₂))`` at a fixed z₂ averages over a fresh z₁ that is
+independent of z₂ and so is not the ELBO's term (it overstates the KL when p(z₁|z₂) has learned
+to predict z₁). ``kl_2`` is exact given z₁, since nothing below depends on z₂. Both are unbiased,
+so ``kl_1 + kl_2`` is an unbiased estimate of ``KL(q(z₁, z₂|x) || p(z₁, z₂))``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from vaelab import losses
+from vaelab.models.base import Latent, LossOutput, ModelInfo
+from vaelab.models.vae import VAE, VAEConfig, reparameterize
+from vaelab.nn.backbones import mlp
+from vaelab.registry import register
+
+TINY = {"image_shape": (1, 8, 8), "hidden": (16,), "channels": (4, 8), "latent_dim": 4,
+        "top_latent_dim": 2, "level_hidden": (8,)}
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass(frozen=True)
+class HVAEConfig(VAEConfig):
+    latent_dim: int = 32  # d₁: Gaussian units of the bottom level z₁, the one the image is decoded from
+    top_latent_dim: int = 16  # d₂: Gaussian units of the top level z₂, whose prior is N(0, I)
+    level_hidden: tuple[int, ...] = (256,)  # MLP widths of q(z₂|z₁) and of p(z₁|z₂)
+
+
+def gaussian_log_density(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """``log N(z; mean, exp(logvar))`` per unit, same shape as ``z``."""
+    return -0.5 * (LOG_2PI + logvar + (z - mean).pow(2) / logvar.exp())
+
+
+def hierarchical_kl(z1: torch.Tensor, mean1: torch.Tensor, logvar1: torch.Tensor,
+                    prior_mean1: torch.Tensor, prior_logvar1: torch.Tensor,
+                    mean2: torch.Tensor, logvar2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image ``(kl_1, kl_2)``, each ``(B,)``, for the two-level model (see module docstring).
+
+    ``z1``, ``mean1``, ``logvar1``: the sample and parameters of ``q(z₁|x)``, ``(B, d₁)``;
+    ``prior_mean1``, ``prior_logvar1``: ``p(z₁|z₂)`` at the sampled z₂, ``(B, d₁)``;
+    ``mean2``, ``logvar2``: ``q(z₂|z₁)`` at the sampled z₁, ``(B, d₂)``.
+    """
+    kl_1 = (gaussian_log_density(z1, mean1, logvar1)
+            - gaussian_log_density(z1, prior_mean1, prior_logvar1)).sum(1)
+    kl_2 = losses.gaussian_kl(mean2, logvar2).sum(1)
+    return kl_1, kl_2
+
+
+def _split(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, 2D) -> (B, D), (B, D)`` mean and log-variance, the latter clamped like the VAE's."""
+    mean, logvar = params.chunk(2, dim=1)
+    return mean, logvar.clamp(-30.0, 20.0)
+
+
+@register("hvae", HVAEConfig, family="hierarchical", tiny=TINY,
+          description="Hierarchical VAE: two Gaussian latent levels, z₂ ~ N(0, I) on top of a learned p(z₁|z₂)")
+class HierarchicalVAE(VAE):
+    """The VAE's encoder is ``q(z₁|x)`` and its decoder ``p(x|z₁)``; two small MLPs add
+    ``q(z₂|z₁)`` (``up``) and ``p(z₁|z₂)`` (``prior1``)."""
+
+    def __init__(self, config: HVAEConfig):
+        super().__init__(config)
+        c = config
+        self.up = mlp([c.latent_dim, *c.level_hidden, 2 * c.top_latent_dim], c.activation)  # (B, d₁) -> (B, 2·d₂)
+        self.prior1 = mlp([c.top_latent_dim, *c.level_hidden, 2 * c.latent_dim], c.activation)  # (B, d₂) -> (B, 2·d₁)
+
+    @property
+    def info(self) -> ModelInfo:
+        c = self.config
+        return ModelInfo(latent="continuous", variational=True, conditional=False,
+                         latent_shapes=((c.latent_dim,), (c.top_latent_dim,)), can_sample=True,
+                         likelihood=c.likelihood)
+
+    def posterior_top(self, z1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``q(z₂|z₁)``'s mean and log-variance, each ``(B, d₂)``."""
+        return _split(self.up(z1))
+
+    def prior_bottom(self, z2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``p(z₁|z₂)``'s mean and log-variance, each ``(B, d₁)``."""
+        return _split(self.prior1(z2))
+
+    def encode(self, x: torch.Tensor, y=None) -> Latent:
+        """Posterior means level by level: ``z = (μ₁(x), μ₂(μ₁(x)))``, top level last."""
+        mean1, logvar1 = self.posterior(x)
+        mean2, logvar2 = self.posterior_top(mean1)
+        return Latent(z=(mean1, mean2), mean=(mean1, mean2), logvar=(logvar1, logvar2))
+
+    def decode_params(self, z, y=None) -> torch.Tensor:
+        """``z`` is the tuple ``(z₁, z₂)`` that :meth:`encode` gives (or z₁ alone); the image
+        depends on z₁ only — ``p(x|z₁)`` — so z₂ is not used here. To see what a top-level code
+        means, go down first: ``z₁ = prior_bottom(z₂)[0]``, as :meth:`sample` does."""
+        z1 = z[0] if isinstance(z, (tuple, list)) else z
+        return self.decoder(z1)
+
+    def loss(self, x: torch.Tensor, y=None, step: int = 0) -> LossOutput:
+        mean1, logvar1 = self.posterior(x)  # (B, d₁) each
+        z1 = reparameterize(mean1, logvar1)
+        mean2, logvar2 = self.posterior_top(z1)  # (B, d₂) each
+        z2 = reparameterize(mean2, logvar2)
+        prior_mean1, prior_logvar1 = self.prior_bottom(z2)  # (B, d₁) each
+        recon = self.recon_nll(self.decoder(z1), x)  # (B,)
+        kl_1, kl_2 = hierarchical_kl(z1, mean1, logvar1, prior_mean1, prior_logvar1, mean2, logvar2)
+        beta = self.kl_weight(step)
+        terms = losses.elbo_terms(recon, kl_1 + kl_2, beta)
+        terms["kl_1"] = kl_1.mean()
+        terms["kl_2"] = kl_2.mean()
+        terms["beta"] = torch.tensor(beta)
+        return LossOutput(terms["total"], terms)
+
+    def sample(self, n: int, y=None, generator=None) -> torch.Tensor:
+        """Ancestral sampling from the top: ``z₂ ~ N(0, I)``, ``z₁ ~ p(z₁|z₂)``, image = mean of
+        ``p(x|z₁)``."""
+        device = next(self.parameters()).device
+        z2 = torch.randn(n, self.config.top_latent_dim, generator=generator).to(device)
+        prior_mean1, prior_logvar1 = self.prior_bottom(z2)
+        # the noise is drawn on the CPU (where a generator lives) and moved, as in VAE.sample
+        eps = torch.randn(prior_mean1.shape, generator=generator).to(device)  # (n, d₁)
+        z1 = prior_mean1 + torch.exp(0.5 * prior_logvar1) * eps
+        return self.decode((z1, z2))
