@@ -267,6 +267,7 @@ def run_train_classifier(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"test accuracy {model.metrics['test_accuracy']:.4f}; classifier in {Path(args.out)}")
+    return 0
 
 
 # --- train-prior -----------------------------------------------------------------------------
