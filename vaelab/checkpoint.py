@@ -106,7 +106,8 @@ def read_config(folder: str | os.PathLike) -> dict:
 
 
 def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu"):
-    """Rebuild the model saved in ``folder`` (in eval mode); needs only the folder."""
+    """Rebuild the model saved in ``folder`` (in eval mode); needs only the folder. A code prior
+    saved in ``folder/prior/`` (:mod:`vaelab.prior`) is attached to the model."""
     folder = Path(folder)
     meta = read_config(folder)
     try:
@@ -123,6 +124,9 @@ def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu
         missing, unexpected = load_model(model, str(weights), strict=True, device=str(device))
     except Exception as error:
         raise CheckpointError(f"{weights} does not match a {entry.name} model with this config: {error}") from error
+    from vaelab.prior import attach_if_present  # here, not at the top: prior imports this module
+
+    attach_if_present(model, folder, device)  # a code prior in folder/prior/, when there is one
     return model.to(device).eval()
 
 
