@@ -54,10 +54,14 @@ def save_checkpoint(model, out_dir: str | os.PathLike, *, dataset: str | None = 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        if out.is_dir():  # keep what evaluation stored beside the weights
+        if out.is_dir():  # keep what evaluation and priors stored beside the weights
             for f in out.iterdir():
-                if f.name not in (CONFIG, WEIGHTS, HISTORY) and f.is_file():
+                if f.name in (CONFIG, WEIGHTS, HISTORY):
+                    continue
+                if f.is_file():
                     shutil.copy2(f, tmp / f.name)
+                elif f.is_dir():
+                    shutil.copytree(f, tmp / f.name)
         meta = {
             "format": FORMAT_VERSION,
             "variant": variant_name(model),
