@@ -146,6 +146,7 @@ def run(only: list[str] | None = None, resume: bool = False, evaluate_after: boo
         if evaluate_after and not (resume and "skipped" in status and (out / "metrics.json").is_file()):
             from vaelab.evaluate import EvalSettings
             evaluate(out, data, EvalSettings(**ZOO_EVAL))
+        log = read_json(CHECKPOINTS, "zoo.json", {}) or {}  # another zoo process may have written it
         if "skipped" not in status:
             log[recipe.name] = {**status, "variant": recipe.variant, "dataset": recipe.dataset,
                                 "purpose": recipe.purpose}
