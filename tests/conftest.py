@@ -35,3 +35,13 @@ def mnist():
                     "(on the project's machines, ../shared/data)")
     from vaelab.data import load_dataset
     return load_dataset("mnist", where, download=False)
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    """The app served once per test session (gradio_client and browser tests share it)."""
+    import app
+
+    app.demo.launch(prevent_thread_lock=True, quiet=True)
+    yield app.demo.local_url
+    app.demo.close()

@@ -27,6 +27,7 @@ class Entry:
 
 
 REGISTRY: dict[str, Entry] = {}
+FAMILIES = ("classic", "variational", "hierarchical", "discrete", "adversarial")  # listing order
 _loaded = False
 
 
@@ -55,8 +56,10 @@ def _load_all() -> None:
 
 
 def list_variants() -> list[Entry]:
+    """Every registered variant, families in :data:`FAMILIES` order, registration order within."""
     _load_all()
-    return list(REGISTRY.values())
+    rank = {f: i for i, f in enumerate(FAMILIES)}
+    return sorted(REGISTRY.values(), key=lambda e: rank.get(e.family, len(FAMILIES)))
 
 
 def get_entry(name: str) -> Entry:

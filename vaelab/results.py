@@ -36,6 +36,8 @@ def rows(checkpoints: Path) -> list[dict]:
         if loaded is None:
             continue
         meta, m, h = loaded
+        if "variant" not in meta:  # not an autoencoder checkpoint (the shipped classifier)
+            continue
         rec, emb = m.get("reconstruction", {}), m.get("embedding", {})
         lik, post, cb = m.get("likelihood", {}), m.get("posterior", {}), m.get("codebook", {})
         clf, loss = m.get("classifier", {}), m.get("loss", {})

@@ -1,0 +1,175 @@
+"""Figure builders for the app: arrays in, plotly figures or numpy images out.
+
+Pure functions with no model or Gradio in sight, so tests call them directly and the app's
+handlers stay a few lines. Every figure sets its height explicitly: plots inside tabs that were
+hidden at first render otherwise come out too small in some Gradio releases.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+# ten distinguishable colours (Tableau 10), one per digit
+DIGIT_COLOURS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+                 "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#7f7f7f"]
+MAP_HEIGHT = 470
+MAX_POINTS = 4000  # points drawn per panel: SVG stays quick in every browser, the picture the same
+IMAGE_PIXELS = 224  # displayed size of one digit image (nearest-neighbour upscaling keeps pixels crisp)
+
+
+def display_subset(n: int, keep: int | None = None, max_points: int = MAX_POINTS) -> np.ndarray:
+    """Indices of the points drawn: the first ``max_points`` (test sets are shuffled already),
+    always including ``keep``."""
+    idx = np.arange(min(n, max_points))
+    if keep is not None and 0 <= keep < n and keep >= max_points:
+        idx = np.append(idx, keep)
+    return idx
+
+
+def _template() -> dict:
+    """plotly_white as a plain dict: figures are built unvalidated (about 20× faster than
+    plotly's validating constructors, which matters for a handler running on every stroke), so
+    the named template must be expanded here rather than by plotly."""
+    global _TEMPLATE
+    if _TEMPLATE is None:
+        import plotly.io as pio
+
+        _TEMPLATE = pio.templates["plotly_white"].to_plotly_json()
+    return _TEMPLATE
+
+
+_TEMPLATE = None
+
+
+def _figure(traces: list[dict], layout: dict) -> go.Figure:
+    return go.Figure(data=traces, layout={"template": _template(), **layout}, _validate=False)
+
+
+def _digit_traces(coords: np.ndarray, labels: np.ndarray, idx: np.ndarray, axes: str = "",
+                  showlegend: bool = True) -> list[dict]:
+    """One scatter trace per digit (so the legend toggles digits), on axes ``x{axes}``/``y{axes}``."""
+    traces = []
+    for digit in range(10):
+        sel = idx[labels[idx] == digit]
+        if len(sel) == 0:
+            continue
+        traces.append(dict(type="scatter", x=coords[sel, 0], y=coords[sel, 1], mode="markers",
+                           name=str(digit), legendgroup=str(digit), showlegend=showlegend,
+                           xaxis="x" + axes, yaxis="y" + axes,
+                           marker=dict(size=4, color=DIGIT_COLOURS[digit], opacity=0.7),
+                           customdata=sel,
+                           hovertemplate="test image %{customdata}<br>digit " + str(digit) + "<extra></extra>"))
+    return traces
+
+
+def _star(x: float, y: float, name: str, axes: str = "", showlegend: bool = True) -> dict:
+    return dict(type="scatter", x=[x], y=[y], mode="markers", name=name, showlegend=showlegend,
+                legendgroup="star", xaxis="x" + axes, yaxis="y" + axes,
+                marker=dict(symbol="star", size=20, color="black", line=dict(color="white", width=1.5)),
+                hovertemplate=name + "<extra></extra>")
+
+
+def latent_map_figure(model_coords: np.ndarray, pixel_coords: np.ndarray, labels: np.ndarray,
+                      titles: tuple[str, str], picked: int | None = None,
+                      axis_titles: tuple[tuple[str, str], tuple[str, str]] = (("z₁", "z₂"), ("PC 1", "PC 2")),
+                      height: int = MAP_HEIGHT) -> go.Figure:
+    """Two scatter panels of the same test images, coloured by digit: the model's 2-D latent
+    (or its projection) and PCA of the pixels; ``picked`` is marked with a star in both."""
+    labels = np.asarray(labels)
+    idx = display_subset(len(labels), picked)
+    traces = []
+    for axes, coords in (("", np.asarray(model_coords)), ("2", np.asarray(pixel_coords))):
+        traces += _digit_traces(coords, labels, idx, axes, showlegend=axes == "")
+        if picked is not None and 0 <= picked < len(labels):
+            traces.append(_star(float(coords[picked, 0]), float(coords[picked, 1]), f"picked #{picked}",
+                                axes, showlegend=axes == ""))
+    (mx, my), (px, py) = axis_titles
+    gap = 0.08
+    layout = dict(
+        height=height, margin=dict(l=50, r=20, t=60, b=45), legend=dict(itemsizing="constant", title_text="digit"),
+        xaxis=dict(domain=[0, 0.5 - gap / 2], title_text=mx, anchor="y"),
+        yaxis=dict(domain=[0, 1], title_text=my, anchor="x"),
+        xaxis2=dict(domain=[0.5 + gap / 2, 1], title_text=px, anchor="y2"),
+        yaxis2=dict(domain=[0, 1], title_text=py, anchor="x2"),
+        annotations=[dict(text=t, x=x, y=1.0, xref="paper", yref="paper", xanchor="center", yanchor="bottom",
+                          showarrow=False, font=dict(size=14))
+                     for t, x in zip(titles, (0.25 - gap / 4, 0.75 + gap / 4))])
+    return _figure(traces, layout)
+
+
+def drawing_map_figure(coords: np.ndarray, labels: np.ndarray, point: np.ndarray | None, title: str,
+                       height: int = 460) -> go.Figure:
+    """One model's 2-D latent map with the drawing's latent as a star (``point`` may be None)."""
+    labels = np.asarray(labels)
+    traces = _digit_traces(np.asarray(coords), labels, display_subset(len(labels)))
+    if point is not None:
+        traces.append(_star(float(point[0]), float(point[1]), "your drawing"))
+    layout = dict(title=dict(text=title, font=dict(size=14)), height=height,
+                  margin=dict(l=45, r=15, t=50, b=85), xaxis=dict(title_text="z₁"), yaxis=dict(title_text="z₂"),
+                  legend=dict(itemsizing="constant", orientation="h", y=-0.2, font=dict(size=11)))
+    return _figure(traces, layout)
+
+
+def empty_figure(message: str, height: int = 300) -> go.Figure:
+    """A blank figure that says why there is nothing to show."""
+    layout = dict(height=height, xaxis=dict(visible=False), yaxis=dict(visible=False),
+                  margin=dict(l=10, r=10, t=10, b=10),
+                  annotations=[dict(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                                    font=dict(size=15))])
+    return _figure([], layout)
+
+
+# --- images ----------------------------------------------------------------------------------
+
+def as_grey(image) -> np.ndarray:
+    """``(H, W)``, ``(1, H, W)`` or ``(1, 1, H, W)`` (tensor or array) -> float ``(H, W)`` in [0, 1]."""
+    a = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
+    a = np.asarray(a, dtype=np.float32)
+    while a.ndim > 2:
+        if a.shape[0] != 1:
+            a = a.mean(0) if a.ndim == 3 else a[0]
+        else:
+            a = a[0]
+    return np.clip(a, 0.0, 1.0)
+
+
+def to_display(image, pixels: int = IMAGE_PIXELS) -> np.ndarray:
+    """One image -> uint8 ``(pixels, pixels)`` (roughly), upscaled by an integer factor with
+    nearest neighbour so every model pixel stays a visible square."""
+    a = as_grey(image)
+    scale = max(1, pixels // max(a.shape))
+    big = np.kron(a, np.ones((scale, scale), np.float32))
+    return (big * 255 + 0.5).astype(np.uint8)
+
+
+def tile(images, cols: int, pad: int = 1, pad_value: float = 0.35) -> np.ndarray:
+    """``(N, H, W)`` (or anything :func:`as_grey` reads per item) -> one float grid image."""
+    ims = [as_grey(im) for im in images]
+    h, w = ims[0].shape
+    rows = (len(ims) + cols - 1) // cols
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), pad_value, np.float32)
+    for i, im in enumerate(ims):
+        r, c = divmod(i, cols)
+        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = im
+    return out
+
+
+def strip(images, pixels_per_image: int = 112) -> np.ndarray:
+    """Images in one row, each about ``pixels_per_image`` wide, as uint8."""
+    grid = tile(images, cols=len(images))
+    h = as_grey(images[0]).shape[0]
+    scale = max(1, pixels_per_image // h)
+    return (np.kron(grid, np.ones((scale, scale), np.float32)) * 255 + 0.5).astype(np.uint8)
+
+
+def grid_image(images, cols: int, pixels: int = 480, pad: int = 0) -> np.ndarray:
+    """A square-ish grid of images as uint8, upscaled to about ``pixels`` wide."""
+    grid = tile(images, cols=cols, pad=pad)
+    scale = max(1, pixels // grid.shape[1])
+    return (np.kron(grid, np.ones((scale, scale), np.float32)) * 255 + 0.5).astype(np.uint8)
+
+
+def placeholder_image(pixels: int = IMAGE_PIXELS) -> np.ndarray:
+    """A flat grey square standing for an image that cannot be shown (the caption says why)."""
+    return np.full((pixels, pixels), 60, np.uint8)
