@@ -124,10 +124,13 @@ def test_without_mnist_mnist_only_views_say_why(no_data, monkeypatch):
     assert rec.std() > 0 and original.std() == 0  # a reconstruction; a placeholder original
 
 
-def test_pick_with_mnist(mnist):
+def test_pick_with_mnist(mnist, monkeypatch):
     cards = [c for c in ex.scan_checkpoints() if c.dataset == "mnist"]
     if not cards:
         pytest.skip("no evaluated MNIST checkpoint in this checkpoints folder")
+    from .conftest import mnist_dir
+    monkeypatch.setenv("VAELAB_DATA", str(mnist_dir()))  # where the mnist fixture found it
+    ex._DATA.pop("mnist", None)
     original, rec, pca, nn, caption = ex.pick(cards[0].name, 0)
     assert "PCA with" in caption and original.std() > 0
 

@@ -54,10 +54,14 @@ def save_checkpoint(model, out_dir: str | os.PathLike, *, dataset: str | None = 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        if out.is_dir():  # keep what evaluation stored beside the weights
+        if out.is_dir():  # keep what evaluation and priors stored beside the weights
             for f in out.iterdir():
-                if f.name not in (CONFIG, WEIGHTS, HISTORY) and f.is_file():
+                if f.name in (CONFIG, WEIGHTS, HISTORY):
+                    continue
+                if f.is_file():
                     shutil.copy2(f, tmp / f.name)
+                elif f.is_dir():
+                    shutil.copytree(f, tmp / f.name)
         meta = {
             "format": FORMAT_VERSION,
             "variant": variant_name(model),
@@ -106,7 +110,8 @@ def read_config(folder: str | os.PathLike) -> dict:
 
 
 def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu"):
-    """Rebuild the model saved in ``folder`` (in eval mode); needs only the folder."""
+    """Rebuild the model saved in ``folder`` (in eval mode); needs only the folder. A code prior
+    saved in ``folder/prior/`` (:mod:`vaelab.prior`) is attached to the model."""
     folder = Path(folder)
     meta = read_config(folder)
     try:
@@ -123,6 +128,9 @@ def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu
         missing, unexpected = load_model(model, str(weights), strict=True, device=str(device))
     except Exception as error:
         raise CheckpointError(f"{weights} does not match a {entry.name} model with this config: {error}") from error
+    from vaelab.prior import attach_if_present  # here, not at the top: prior imports this module
+
+    attach_if_present(model, folder, device)  # a code prior in folder/prior/, when there is one
     return model.to(device).eval()
 
 

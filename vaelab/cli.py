@@ -270,8 +270,130 @@ def run_train_classifier(args) -> int:
     return 0
 
 
+# --- train-prior -----------------------------------------------------------------------------
+
+def add_train_prior(p: argparse.ArgumentParser) -> None:
+    from vaelab.prior import PriorConfig, PriorSettings
+
+    arch, run = PriorConfig(), PriorSettings()
+    p.add_argument("--base", required=True, help="checkpoint folder of a discrete model (vq-vae, vq-vae-2, dvae, gumbel-vae)")
+    p.add_argument("--epochs", type=int, default=run.epochs, help=f"passes over the code maps (default {run.epochs})")
+    p.add_argument("--batch-size", type=int, default=run.batch_size, help=f"code maps per step (default {run.batch_size})")
+    p.add_argument("--lr", type=float, default=run.lr, help=f"Adam learning rate (default {run.lr})")
+    p.add_argument("--seed", type=int, default=run.seed, help="random seed (default 0)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--channels", type=int, default=arch.channels, help=f"PixelCNN channels (default {arch.channels})")
+    p.add_argument("--layers", type=int, default=arch.layers, help=f"gated layers (default {arch.layers})")
+    p.add_argument("--kernel-size", type=int, default=arch.kernel_size,
+                   help=f"odd kernel size of the masked convolutions (default {arch.kernel_size})")
+    p.add_argument("--dataset", default=None, help="codes of which dataset (default: the base model's)")
+    p.add_argument("--data-dir", default=None, help="folder holding MNIST/raw/… (default: $VAELAB_DATA)")
+    p.add_argument("--preview", default=None, metavar="PNG", help="also write a grid of samples to this PNG")
+    p.add_argument("--n", type=int, default=64, help="images in the preview grid (default 64)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="sampling temperature of the preview (logits / T; 0 = argmax; default 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+@command("train-prior", "fit a gated PixelCNN prior to a discrete model's codes; saved in CHECKPOINT/prior/")
+def run_train_prior(args) -> int:
+    from vaelab.checkpoint import CheckpointError, load_checkpoint, read_config
+    from vaelab.data import DatasetNotFoundError, load_dataset
+    from vaelab.prior import PriorConfig, PriorSettings, train_prior
+
+    try:
+        meta = read_config(args.base)
+        model = load_checkpoint(args.base)
+    except CheckpointError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not hasattr(model, "attach_prior"):
+        print(f"error: {meta['variant']} has no discrete codes to fit a prior to "
+              f"(it is {model.info.latent}); use a discrete model such as vq-vae", file=sys.stderr)
+        return 2
+    try:
+        data = load_dataset(args.dataset or meta.get("dataset") or "digits", args.data_dir)
+    except DatasetNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        config = PriorConfig(channels=args.channels, layers=args.layers, kernel_size=args.kernel_size)
+        settings = PriorSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                                 threads=args.threads, progress=not args.quiet)
+        info = model.info
+        print(f"fitting a gated PixelCNN to {meta['variant']} codes (K={info.codebook_size}, "
+              f"index shapes {list(info.index_shapes)}) of {data.source}")
+        prior, history = train_prior(model, data, config, settings, out_dir=args.base)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    last = history["epochs"][-1]
+    seconds = history["encode_seconds"] + sum(e["seconds"] for e in history["epochs"])
+    levels = "  ".join(f"{k} {v:.2f}" for k, v in last["val"].items() if k != "total")
+    n_params = sum(p.numel() for p in prior.parameters())
+    print(f"done in {seconds:.1f}s ({n_params:,} parameters): test cross-entropy "
+          f"{last['val']['total']:.3f} nats per code map ({levels}); prior in {Path(args.base) / 'prior'}")
+    if args.preview:
+        model.attach_prior(prior)
+        _write_grid(model, args.n, args.preview, args.temperature, args.seed)
+    return 0
+
+
+# --- sample ----------------------------------------------------------------------------------
+
+def add_sample(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="a checkpoint folder of a model that can sample")
+    p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    p.add_argument("--out", required=True, help="PNG file for the grid")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="code priors only: sampling temperature (logits / T; 0 = argmax; default 1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+
+
+def _write_grid(model, n: int, out: str, temperature: float | None, seed: int) -> None:
+    import torch
+    from torchvision.utils import save_image
+
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    y = torch.arange(n) % model.config.num_classes if model.info.conditional else None
+    kwargs = {} if temperature is None else {"temperature": temperature}
+    with torch.no_grad():
+        images = model.sample(n, y, generator=generator, **kwargs).clamp(0, 1)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    save_image(images, out, nrow=max(1, int(round(n ** 0.5))), padding=2, pad_value=0.5)
+    print(f"wrote {n} samples to {out}")
+
+
+@command("sample", "draw images from a model that can sample (a VAE, or a discrete model with a prior) into a PNG grid")
+def run_sample(args) -> int:
+    import torch
+
+    from vaelab.checkpoint import CheckpointError, load_checkpoint
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        model = load_checkpoint(args.checkpoint)
+    except CheckpointError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    info = model.info
+    if not info.can_sample:
+        hint = (" Train a prior first: python -m vaelab train-prior --base CHECKPOINT"
+                if info.latent == "discrete" else "")
+        print(f"error: this {model.variant} cannot sample.{hint}", file=sys.stderr)
+        return 2
+    if args.temperature is not None and not info.has_prior:
+        print("error: --temperature applies to models with a code prior", file=sys.stderr)
+        return 2
+    _write_grid(model, args.n, args.out, args.temperature, args.seed)
+    return 0
+
+
 SETUP = {"list": add_list, "train": add_train, "eval": add_eval, "bench": add_bench, "zoo": add_zoo,
-         "train-classifier": add_train_classifier}
+         "train-classifier": add_train_classifier, "train-prior": add_train_prior, "sample": add_sample}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -285,6 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
               python -m vaelab train vae --dataset digits --epochs 20 --out runs/vae-digits
               python -m vaelab train vae --dataset mnist --epochs 30 --set latent_dim=2 --out runs/vae2d
               python -m vaelab train-classifier --dataset mnist --epochs 8 --out checkpoints/classifier
+              python -m vaelab train-prior --base runs/vq --epochs 2
+              python -m vaelab sample runs/vq --n 64 --out grid.png --temperature 1.0
             """))
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_, _) in COMMANDS.items():

@@ -39,6 +39,7 @@ class EvalSettings:
     n_trust: int = 2000  # test images used for trustworthiness (O(n²) memory)
     knn_k: int = 5  # neighbours for k-NN accuracy and trustworthiness
     umap: bool = True  # also compute UMAP coordinates (slow the first time; cached)
+    umap_latent_max_dims: int = 64  # UMAP of the model's latent only up to this many dimensions
     seed: int = 0  # seeds binarization and sampling
     batch_size: int = 500  # images per forward pass
 
@@ -195,7 +196,7 @@ def embedding(ctx: Context) -> dict:
     coords = {"model": pca_2d(tr_lat, te_lat), "pca": pca_2d(px_tr, px_te)}
     if s.umap:
         coords["umap"] = umap_2d(px_tr, px_te)
-        if tr_lat.shape[1] > 2:
+        if 2 < tr_lat.shape[1] <= s.umap_latent_max_dims:
             coords["model_umap"] = umap_2d(tr_lat, te_lat)
     trust_idx = slice(0, s.n_trust)
     out = {"knn_k": s.knn_k, "n_train": len(ytr), "n_test": len(yte), "n_trust": min(s.n_trust, len(yte)),

@@ -32,6 +32,7 @@ class Recipe:
     overrides: dict = field(default_factory=dict)  # config fields
     train: dict = field(default_factory=dict)  # TrainSettings fields (batch_size, lr, binarize, ...)
     purpose: str = ""  # what the app uses it for
+    prior_epochs: int = 0  # discrete models: epochs of a PixelCNN prior over the codes, trained after the model
 
 
 MLP = {"hidden": (512, 256)}
@@ -50,10 +51,10 @@ RECIPES: list[Recipe] = [
     Recipe("cvae", "cvae", overrides={**MLP, "latent_dim": 2}, epochs=10, purpose="ask for a digit"),
     *[Recipe(f"beta-vae-{b:g}", "beta-vae", overrides={**MLP, "latent_dim": 10, "beta": float(b)}, epochs=8,
              purpose="beta series") for b in (0.5, 1, 2, 4, 8)],
-    Recipe("vq-vae", "vq-vae", epochs=4, purpose="codebook usage with dead-code restart"),
+    Recipe("vq-vae", "vq-vae", epochs=4, prior_epochs=2, purpose="codebook usage with dead-code restart"),
     Recipe("vq-vae-no-restart", "vq-vae", overrides={"restart": False}, epochs=4,
            purpose="codebook collapse without restart"),
-    Recipe("vq-vae-2", "vq-vae-2", epochs=4),
+    Recipe("vq-vae-2", "vq-vae-2", epochs=4, prior_epochs=2, purpose="two code levels, a prior per level"),
     Recipe("dvae", "dvae", epochs=4, purpose="Gumbel temperature"),
     Recipe("gumbel-vae", "gumbel-vae", epochs=20, train={"binarize": "dynamic"},
            purpose="20x10 categorical VAE vs Jang et al."),
@@ -135,9 +136,17 @@ def run(only: list[str] | None = None, resume: bool = False, evaluate_after: boo
         out = CHECKPOINTS / recipe.name
         print(f"== {recipe.name}: {recipe.variant} on {data.source}, {recipe.epochs} epochs")
         status = train_one(recipe, data, out, resume, threads)
+        if recipe.prior_epochs and not (out / "prior" / "model.safetensors").is_file():
+            from vaelab.prior import PriorSettings, train_prior
+
+            _, prior_history = train_prior(load_checkpoint(out), data,
+                                           settings=PriorSettings(epochs=recipe.prior_epochs, threads=threads),
+                                           out_dir=out)
+            status["prior_test_nats_per_map"] = prior_history["epochs"][-1]["val"]["total"]
         if evaluate_after and not (resume and "skipped" in status and (out / "metrics.json").is_file()):
             from vaelab.evaluate import EvalSettings
             evaluate(out, data, EvalSettings(**ZOO_EVAL))
+        log = read_json(CHECKPOINTS, "zoo.json", {}) or {}  # another zoo process may have written it
         if "skipped" not in status:
             log[recipe.name] = {**status, "variant": recipe.variant, "dataset": recipe.dataset,
                                 "purpose": recipe.purpose}

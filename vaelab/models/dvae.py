@@ -27,6 +27,7 @@ from vaelab import losses, schedules
 from vaelab.models.base import AutoEncoder, BaseConfig, Latent, LossOutput, ModelInfo
 from vaelab.nn.backbones import ConvTrunk, ConvTrunkDecoder, Decoder, Encoder, activation, conv_grid
 from vaelab.nn.gumbel import GumbelSoftmax, categorical_sample, code_perplexity, one_hot
+from vaelab.prior import CodePriorMixin
 from vaelab.registry import register
 
 EVAL_SEED = 0  # seed of the categorical samples the loss draws in eval mode
@@ -67,7 +68,7 @@ class DVAEConfig(GumbelConfig):
     latent_dim: int = 0  # unused: z is a (D, h, w) grid of codebook vectors
 
 
-class GumbelAutoEncoder(AutoEncoder):
+class GumbelAutoEncoder(CodePriorMixin, AutoEncoder):
     """What both Gumbel-softmax models share. Subclasses build the networks and define
     ``posterior_logits`` (categories along ``category_dim``), ``codes_to_z`` and ``decode_params``."""
 
@@ -132,12 +133,12 @@ class GumbelAutoEncoder(AutoEncoder):
         By default each variable has its own K categories: one perplexity per variable, averaged."""
         return code_perplexity(assigned, -1, (0,))
 
-    def sample(self, n: int, y=None, generator=None) -> torch.Tensor:
-        """Decode codes drawn from the uniform prior, one category per variable / grid cell."""
+    def fixed_prior_indices(self, n: int, generator=None) -> torch.Tensor:
+        """Codes from the uniform prior, one category per variable / grid cell; ``sample``
+        (:class:`vaelab.prior.CodePriorMixin`) decodes them, or a learned prior's when attached."""
         indices = torch.randint(0, self.config.codebook_size, (n, *self.index_shape),
                                 generator=generator)
-        device = next(self.parameters()).device
-        return self.decode(self.latent_from_indices(indices.to(device)))
+        return indices.to(next(self.parameters()).device)
 
 
 @register("gumbel-vae", GumbelVAEConfig, family="discrete",
@@ -164,7 +165,7 @@ class GumbelVAE(GumbelAutoEncoder):
         return ModelInfo(latent="discrete", variational=True, conditional=False,
                          latent_shapes=((c.num_variables, c.codebook_size),),
                          codebook_size=c.codebook_size, index_shapes=(self.index_shape,),
-                         can_sample=True, likelihood=c.likelihood)
+                         can_sample=True, has_prior=self.has_prior, likelihood=c.likelihood)
 
     def posterior_logits(self, x: torch.Tensor) -> torch.Tensor:
         c = self.config
@@ -211,7 +212,7 @@ class DVAE(GumbelAutoEncoder):
         return ModelInfo(latent="discrete", variational=True, conditional=False,
                          latent_shapes=((c.embed_dim, *self.grid),),
                          codebook_size=c.codebook_size, index_shapes=(self.grid,),
-                         can_sample=True, likelihood=c.likelihood)
+                         can_sample=True, has_prior=self.has_prior, likelihood=c.likelihood)
 
     def posterior_logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)  # (B, K, h, w)

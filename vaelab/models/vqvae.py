@@ -5,9 +5,9 @@ Vinyals, "Generating Diverse High-Fidelity Images with VQ-VAE-2", 2019).
 The encoder maps an image to a grid of ``D``-vectors, each replaced by its nearest codebook entry
 (:class:`vaelab.nn.quantize.VectorQuantizer`); the decoder sees only the codes. The loss is
 ``recon + ‖sg[z_e] − e‖² + β ‖z_e − sg[e]‖²`` (paper, eq. 3; the codebook term is dropped when
-the codebook follows EMAs). There is no prior yet: ``can_sample`` is False until a code prior
-(PixelCNN or transformer over the index maps) is attached, which will decode its samples through
-``latent_from_indices``.
+the codebook follows EMAs). The models have no prior of their own: ``can_sample`` is False until
+a code prior (:mod:`vaelab.prior`, a gated PixelCNN over the index maps) is attached, which
+decodes its samples through ``latent_from_indices``.
 
 Shapes (MNIST 1×28×28 with ``channels=(32, 64)``; scikit-learn digits 1×8×8 in brackets):
 
@@ -29,6 +29,7 @@ from torch import nn
 from vaelab.models.base import AutoEncoder, BaseConfig, Latent, LossOutput, ModelInfo
 from vaelab.nn.backbones import ConvTrunk, ConvTrunkDecoder, activation, conv_grid
 from vaelab.nn.quantize import QuantizerConfig, QuantizerOutput, VectorQuantizer
+from vaelab.prior import CodePriorMixin
 from vaelab.registry import register
 
 
@@ -85,7 +86,7 @@ def _loss_terms(recon: torch.Tensor, levels: dict[str, QuantizerOutput]) -> dict
 
 @register("vq-vae", VQVAEConfig, family="discrete", tiny=TINY,
           description="VQ-VAE: each cell of a conv feature grid is snapped to the nearest of K learned codes")
-class VQVAE(AutoEncoder):
+class VQVAE(CodePriorMixin, AutoEncoder):
     def __init__(self, config: VQVAEConfig):
         super().__init__(config)
         _check_conv(config)
@@ -107,7 +108,8 @@ class VQVAE(AutoEncoder):
         return ModelInfo(latent="discrete", variational=False, conditional=False,
                          latent_shapes=((c.latent_dim, *self.grid),),
                          codebook_size=c.codebook_size, index_shapes=(self.grid,),
-                         can_sample=False, likelihood=c.likelihood)
+                         can_sample=self.has_prior, has_prior=self.has_prior,
+                         likelihood=c.likelihood)
 
     def encode(self, x: torch.Tensor, y=None) -> Latent:
         z_e = self.encoder(x)  # (B, D, h, w)
@@ -129,7 +131,7 @@ class VQVAE(AutoEncoder):
 
 @register("vq-vae-2", VQVAE2Config, family="discrete", tiny=TINY2,
           description="VQ-VAE-2: a coarse top code map for global shape and a finer bottom map conditioned on it")
-class VQVAE2(AutoEncoder):
+class VQVAE2(CodePriorMixin, AutoEncoder):
     def __init__(self, config: VQVAE2Config):
         super().__init__(config)
         _check_conv(config)
@@ -166,7 +168,8 @@ class VQVAE2(AutoEncoder):
         return ModelInfo(latent="discrete", variational=False, conditional=False,
                          latent_shapes=tuple((c.latent_dim, *g) for g in self.grids),
                          codebook_size=c.codebook_size, index_shapes=self.grids,
-                         can_sample=False, likelihood=c.likelihood)
+                         can_sample=self.has_prior, has_prior=self.has_prior,
+                         likelihood=c.likelihood)
 
     def quantize(self, x: torch.Tensor, update: bool | None = None
                  ) -> tuple[QuantizerOutput, QuantizerOutput, torch.Tensor, torch.Tensor]:
