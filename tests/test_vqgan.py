@@ -158,3 +158,19 @@ def test_reuses_the_vq_vae():
     assert isinstance(model, VQVAE)
     assert model.info.latent == "discrete" and model.info.codebook_size == 16
     assert model.info.index_shapes == ((2, 2),) and not model.info.can_sample
+
+
+def test_inherits_the_vq_vae_code_prior(digits, tmp_path):
+    """A PixelCNN prior saved beside a vq-gan checkpoint is attached by the loader, as for vq-vae."""
+    from vaelab.prior import PriorConfig, PriorSettings, train_prior
+
+    data = digits.subset(128, 32)
+    model = tiny()
+    vaelab.fit(model, data, epochs=1, batch_size=64, progress=False)
+    vaelab.save_checkpoint(model, tmp_path / "ck", dataset="digits", seed=0)
+    train_prior(model, data, PriorConfig(channels=8, layers=3),
+                PriorSettings(epochs=1, batch_size=64, progress=False), out_dir=tmp_path / "ck")
+    loaded = vaelab.load_checkpoint(tmp_path / "ck")
+    assert loaded.info.has_prior and loaded.info.can_sample
+    images = loaded.sample(4, generator=torch.Generator().manual_seed(0))
+    assert images.shape == (4, 1, 8, 8) and torch.isfinite(images).all()
