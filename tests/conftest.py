@@ -33,8 +33,6 @@ def mnist():
     if where is None:
         pytest.skip("MNIST not available: set VAELAB_DATA to a folder holding MNIST/raw/ "
                     "(on the project's machines, ../shared/data)")
-    # the library's own look-ups (the app's explorer) read $VAELAB_DATA: point them at the same folder
-    os.environ.setdefault("VAELAB_DATA", str(where))
     from vaelab.data import load_dataset
     return load_dataset("mnist", where, download=False)
 
