@@ -2,7 +2,6 @@
 artifacts the app draws from, and (when its dataset is here) still scores what it recorded."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch

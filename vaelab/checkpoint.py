@@ -13,8 +13,9 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from safetensors.torch import load_model, save_model
@@ -51,9 +52,7 @@ def save_checkpoint(model, out_dir: str | os.PathLike, *, dataset: str | None = 
     from vaelab import __version__
 
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         if out.is_dir():  # keep what evaluation and priors stored beside the weights
             for f in out.iterdir():
                 if f.name in (CONFIG, WEIGHTS, HISTORY):
@@ -72,18 +71,34 @@ def save_checkpoint(model, out_dir: str | os.PathLike, *, dataset: str | None = 
             **(extra or {}),
         }
         (tmp / CONFIG).write_text(json.dumps(meta, indent=2))
-        was_training = model.training
-        save_model(model.eval(), str(tmp / WEIGHTS))
-        model.train(was_training)
+        write_weights(model, tmp / WEIGHTS)
         if history is not None:
             (tmp / HISTORY).write_text(json.dumps(history, indent=2))
         for name, obj in (extra_files or {}).items():
             (tmp / name).write_text(json.dumps(obj, indent=2))
+    return out
+
+
+@contextmanager
+def atomic_folder(out: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside ``out``; when the block succeeds it replaces ``out`` by
+    rename, when it fails it is removed and ``out`` is untouched."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
         _swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return out
+
+
+def write_weights(module, path: str | os.PathLike) -> None:
+    """safetensors of ``module``'s state (written in eval mode, its mode restored)."""
+    was_training = module.training
+    save_model(module.eval(), str(path))
+    module.train(was_training)
 
 
 def _swap_in(tmp: Path, out: Path) -> None:

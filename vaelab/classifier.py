@@ -20,18 +20,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_model
 from torch import nn
 
-from vaelab.checkpoint import CONFIG, METRICS, WEIGHTS, CheckpointError, _swap_in
+from vaelab.checkpoint import CONFIG, METRICS, WEIGHTS, CheckpointError, atomic_folder, write_weights
 from vaelab.nn.backbones import conv_grid
 from vaelab.registry import config_from_dict
 
@@ -190,19 +188,11 @@ def save_classifier(model: Classifier, out: str | os.PathLike) -> Path:
     from vaelab import __version__
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         meta = {"kind": KIND, "config": asdict(model.config), "vaelab_version": __version__}
         (tmp / CONFIG).write_text(json.dumps(meta, indent=2))
-        was_training = model.training
-        save_model(model.eval(), str(tmp / WEIGHTS))
-        model.train(was_training)
+        write_weights(model, tmp / WEIGHTS)
         (tmp / METRICS).write_text(json.dumps(model.metrics, indent=2))
-        _swap_in(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

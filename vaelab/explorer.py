@@ -12,7 +12,6 @@ The formulas each tab shows are in the ``*_markdown`` functions beside the numbe
 from __future__ import annotations
 
 import json
-import math
 import os
 import threading
 from dataclasses import dataclass, field

@@ -43,8 +43,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -52,7 +50,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_model
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -533,25 +531,17 @@ def weights_fingerprint(checkpoint: str | os.PathLike) -> str | None:
 
 def save_prior(prior: CodePrior, checkpoint: str | os.PathLike, history: dict | None = None) -> Path:
     """Write ``prior`` to ``checkpoint/prior/`` atomically (temporary folder, then rename)."""
-    from vaelab.checkpoint import _swap_in
+    from vaelab.checkpoint import atomic_folder, write_weights
 
     out = Path(checkpoint) / PRIOR_DIR
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{PRIOR_DIR}.tmp-", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         meta = {"format": FORMAT_VERSION, "kind": KIND,
                 "levels": [asdict(c) for c in prior.configs],
                 "base_weights_sha256": weights_fingerprint(checkpoint)}
         (tmp / CONFIG).write_text(json.dumps(meta, indent=2))
-        was_training = prior.training
-        save_model(prior.eval(), str(tmp / WEIGHTS))
-        prior.train(was_training)
+        write_weights(prior, tmp / WEIGHTS)
         if history is not None:
             (tmp / HISTORY).write_text(json.dumps(history, indent=2))
-        _swap_in(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
