@@ -128,3 +128,18 @@ def test_umap_projection_is_cached(tmp_path):
     assert tr1.shape == (300, 2) and te1.shape == (50, 2)
     assert np.array_equal(te1, te2) and warm < cold
     assert len(list(tmp_path.glob("umap-*.safetensors"))) == 1
+
+
+def test_hierarchical_importance_weights_average_to_its_elbo():
+    """The two-level model's log-weights must average to its own ELBO (not a one-level one)."""
+    torch.manual_seed(0)
+    model = vaelab.create("hvae", tiny=True).eval()
+    x = torch.bernoulli(torch.rand(8, 1, 8, 8))
+    torch.manual_seed(0)
+    mc = -model.log_importance_weights(x, k=4000).mean(0)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        terms = [model.loss(x).terms["neg_elbo"] for _ in range(2000)]
+    assert float(mc.mean()) == pytest.approx(float(torch.stack(terms).mean()), rel=0.01)
+    bound = metrics.iwae_nll(model.log_importance_weights(x, k=500)).mean()
+    assert bound <= mc.mean()

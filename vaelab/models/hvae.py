@@ -126,6 +126,25 @@ class HierarchicalVAE(VAE):
         terms["beta"] = torch.tensor(beta)
         return LossOutput(terms["total"], terms)
 
+    @torch.no_grad()
+    def log_importance_weights(self, x: torch.Tensor, y=None, k: int = 1) -> torch.Tensor:
+        """``log p(x|z₁) + log p(z₁|z₂) + log N(z₂; 0, I) − log q(z₁|x) − log q(z₂|z₁)`` for ``k``
+        samples ``(z₁, z₂) ~ q``, shape ``(k, B)``. The VAE's one-level version would score z₁
+        under N(0, I) instead of the learned ``p(z₁|z₂)``, so this model needs its own."""
+        mean1, logvar1 = self.posterior(x)  # (B, d₁)
+        z1 = reparameterize(mean1.expand(k, *mean1.shape), logvar1.expand(k, *logvar1.shape))  # (k, B, d₁)
+        flat1 = z1.reshape(-1, z1.shape[-1])
+        mean2, logvar2 = self.posterior_top(flat1)  # (k·B, d₂)
+        z2 = reparameterize(mean2, logvar2)
+        prior_mean1, prior_logvar1 = self.prior_bottom(z2)
+        xs = x.unsqueeze(0).expand(k, *x.shape).reshape(-1, *x.shape[1:])
+        log_px = -self.recon_nll(self.decoder(flat1), xs)
+        log_p = (gaussian_log_density(flat1, prior_mean1, prior_logvar1).sum(1)
+                 + gaussian_log_density(z2, torch.zeros_like(z2), torch.zeros_like(z2)).sum(1))
+        log_q = (gaussian_log_density(z1, mean1, logvar1).sum(-1).reshape(-1)
+                 + gaussian_log_density(z2, mean2, logvar2).sum(1))
+        return (log_px + log_p - log_q).view(k, -1)
+
     def sample(self, n: int, y=None, generator=None) -> torch.Tensor:
         """Ancestral sampling from the top: ``z₂ ~ N(0, I)``, ``z₁ ~ p(z₁|z₂)``, image = mean of
         ``p(x|z₁)``."""
