@@ -140,6 +140,6 @@ def test_hierarchical_importance_weights_average_to_its_elbo():
     torch.manual_seed(1)
     with torch.no_grad():
         terms = [model.loss(x).terms["neg_elbo"] for _ in range(2000)]
-    assert float(mc.mean()) == pytest.approx(float(torch.stack(terms).mean()), rel=0.01)
+    assert float(mc.mean()) == pytest.approx(float(torch.stack(terms).mean()), rel=0.003)  # the one-level formula is ~1 % off here
     bound = metrics.iwae_nll(model.log_importance_weights(x, k=500)).mean()
     assert bound <= mc.mean()
