@@ -1,6 +1,7 @@
 """Every shipped checkpoint loads with nothing but its folder, runs, carries its metrics and the
 artifacts the app draws from, and (when its dataset is here) still scores what it recorded."""
 
+import functools
 import json
 
 import pytest
@@ -52,15 +53,17 @@ def test_shipped_checkpoint_loads_runs_and_has_artifacts(name):
             assert torch.isfinite(model.decode(z, torch.from_numpy(arrays["test_labels"][:4]))).all()
 
 
+@functools.lru_cache(maxsize=None)
+def _dataset(name):
+    return vaelab.load_dataset(name, mnist_dir(), download=False)
+
+
 def _data_for(name):
     meta = json.loads((CHECKPOINTS / name / "config.json").read_text())
-    if meta.get("dataset") == "digits":
-        return vaelab.load_dataset("digits")
-    where = mnist_dir()
-    if where is None:
+    if meta.get("dataset") != "digits" and mnist_dir() is None:
         pytest.skip(f"{name} was trained on {meta.get('dataset')}, which is not on this machine "
                     "(set VAELAB_DATA to a folder holding MNIST/raw/)")
-    return vaelab.load_dataset(meta["dataset"], where, download=False)
+    return _dataset(meta.get("dataset"))
 
 
 @pytest.mark.parametrize("name", SHIPPED)
