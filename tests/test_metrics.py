@@ -101,6 +101,8 @@ def test_eval_runs_on_every_variant(name, tmp_path, small_digits):
     assert ("likelihood" in results) == info.variational
     assert ("codebook" in results) == (info.latent == "discrete")
     assert 0 <= results["embedding"]["knn_model"] <= 1
+    # AE-vs-PCA at the same size exists exactly when the latent is smaller than the image
+    assert ("mse_ratio_to_pca" in results["reconstruction"]) == (info.latent_dim < 64)
     stored = json.loads((tmp_path / "ck" / "metrics.json").read_text())
     assert stored["variant"] == name
     from safetensors.numpy import load_file

@@ -116,13 +116,18 @@ def section(name: str, applies: Callable[[ModelInfo], bool] = lambda info: True)
 def reconstruction(ctx: Context) -> dict:
     recon = ctx.reconstructions().clamp(0, 1)
     x = ctx.test_x
-    d = ctx.info.latent_dim
+    d, pixels = ctx.info.latent_dim, x[0].numel()
+    out = {"mse": metrics.mse_per_pixel(recon, x), "bce": metrics.bce_per_image(recon, x),
+           "latent_numbers": d, "pixels": pixels}
+    if d >= pixels:  # PCA with as many components as pixels is exact: no comparison to make
+        out["pca_note"] = (f"the latent holds {d} numbers for {pixels} pixels; PCA at that size "
+                           "reconstructs exactly, so the AE/PCA ratio is not defined")
+        return out
     n = ctx.settings.n_train
     pca = torch.tensor(metrics.pca_reconstruction(ctx.data.train_x[:n].flatten(1).numpy(),
                                                   x.flatten(1).numpy(), d)).reshape(x.shape).float()
-    out = {"mse": metrics.mse_per_pixel(recon, x), "bce": metrics.bce_per_image(recon, x),
-           "pca_dims": min(d, x[0].numel()), "pca_mse": metrics.mse_per_pixel(pca.clamp(0, 1), x),
-           "pca_bce": metrics.bce_per_image(pca, x)}
+    out.update({"pca_dims": d, "pca_mse": metrics.mse_per_pixel(pca.clamp(0, 1), x),
+                "pca_bce": metrics.bce_per_image(pca, x)})
     out["mse_ratio_to_pca"] = out["mse"] / out["pca_mse"] if out["pca_mse"] > 0 else float("inf")
     return out
 

@@ -46,7 +46,7 @@ def rows(checkpoints: Path) -> list[dict]:
             "name": folder.name, "variant": meta["variant"], "dataset": meta.get("dataset"),
             "epochs": len(epochs), "train_s": sum(e.get("seconds", 0) for e in epochs),
             "mse": rec.get("mse"), "pca_mse": rec.get("pca_mse"), "ratio": rec.get("mse_ratio_to_pca"),
-            "d": rec.get("pca_dims"), "neg_elbo": loss.get("neg_elbo"),
+            "d": rec.get("latent_numbers", rec.get("pca_dims")), "neg_elbo": loss.get("neg_elbo"),
             "iwae": lik.get("iwae_nll"), "iw": lik.get("iw_samples"), "iw_images": lik.get("images"),
             "au": post.get("active_units"), "dims": post.get("latent_dims"),
             "knn": emb.get("knn_model"), "trust": emb.get("trust_model"),
