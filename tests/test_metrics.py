@@ -145,3 +145,13 @@ def test_hierarchical_importance_weights_average_to_its_elbo():
     assert float(mc.mean()) == pytest.approx(float(torch.stack(terms).mean()), rel=0.003)  # the one-level formula is ~1 % off here
     bound = metrics.iwae_nll(model.log_importance_weights(x, k=500)).mean()
     assert bound <= mc.mean()
+
+
+def test_no_pca_ratio_when_the_latent_is_as_large_as_the_image(tmp_path, small_digits):
+    torch.manual_seed(0)
+    model = vaelab.create("vq-vae", tiny=True, latent_dim=32)  # 32 × 2 × 2 = 128 numbers > 64 pixels
+    assert model.info.latent_dim >= 64
+    vaelab.save_checkpoint(model, tmp_path / "ck", dataset="digits")
+    settings = EvalSettings(iw_samples=2, n_train=400, n_trust=100, umap=False, batch_size=60)
+    rec = evaluate(tmp_path / "ck", small_digits, settings, progress=None)["reconstruction"]
+    assert "mse_ratio_to_pca" not in rec and "exactly" in rec["pca_note"]
