@@ -251,7 +251,8 @@ def run(quick: bool, out_dir: Path, threads: int | None = None, with_app: bool =
     start = time.perf_counter()
     result = {
         "mode": "quick" if quick else "full",
-        "command": "python -m vaelab bench" + (" --quick" if quick else ""),
+        "command": "python -m vaelab " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"]
+                   else "python -m vaelab bench" + (" --quick" if quick else ""),
         "torch": torch.__version__, "python": platform.python_version(),
         "threads": torch.get_num_threads(), "data": data.source,
         "training": bench_training(data, quick, 128 if quick else 256),
