@@ -55,7 +55,7 @@ RECIPES: list[Recipe] = [
     Recipe("vq-vae-no-restart", "vq-vae", overrides={"restart": False}, epochs=2,
            purpose="codebook collapse without restart"),
     Recipe("vq-vae-2", "vq-vae-2", epochs=2, prior_epochs=1, purpose="two code levels, a prior per level"),
-    Recipe("dvae", "dvae", epochs=3, purpose="Gumbel temperature"),
+    Recipe("dvae", "dvae", epochs=2, purpose="Gumbel temperature"),
     Recipe("gumbel-vae", "gumbel-vae", epochs=20, train={"binarize": "dynamic"},
            purpose="20x10 categorical VAE vs Jang et al."),
     # classic family
@@ -70,12 +70,12 @@ RECIPES: list[Recipe] = [
     Recipe("k-sparse-ae", "k-sparse-ae", epochs=5),
     Recipe("contractive-ae", "contractive-ae", epochs=5),
     Recipe("stacked-ae", "stacked-ae", epochs=5),
-    Recipe("conv-vae-16", "vae", overrides={"backbone": "conv", "hidden": (256,), "latent_dim": 16}, epochs=5),
+    Recipe("conv-vae-16", "vae", overrides={"backbone": "conv", "hidden": (256,), "latent_dim": 16}, epochs=3),
     Recipe("vae-32-binarized", "vae", overrides={**MLP, "latent_dim": 32}, epochs=15,
            train={"binarize": "dynamic"}, purpose="likelihood vs published IWAE numbers"),
     Recipe("hvae", "hvae", epochs=10),
     Recipe("vae-gan", "vae-gan", epochs=3),
-    Recipe("vq-gan", "vq-gan", epochs=2),
+    Recipe("vq-gan", "vq-gan", epochs=1),
 ]
 # Evaluation in the zoo: the IWAE bound on the first 1,000 test images keeps each model to
 # minutes on two cores; everything else uses the whole test set.
