@@ -97,7 +97,7 @@ def main() -> None:
     rows = []
     for r in range(args.rounds):
         b = bare_epoch(bare, bare_opt, x, args.batch_size)
-        h = vaelab.fit(ours, data, epochs=1, batch_size=args.batch_size, seed=r, progress=False,
+        h = vaelab.fit(ours, data, epochs=1, batch_size=args.batch_size, seed=r, progress=True,
                        threads=args.threads)
         v = h["epochs"][0]["images_per_second"]
         rows.append({"round": r, "bare_img_s": b, "vaelab_img_s": v, "ratio": v / b})
