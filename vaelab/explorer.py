@@ -55,12 +55,13 @@ class Card:
     latent_dim: int
     variational: bool  # has per-dimension KL (posterior section in metrics.json)
     has_sliders: bool  # single Gaussian latent: the sliders tab applies
+    size: str = ""  # how big the latent is, for labels ("16-D", "discrete codes, K=512")
 
     @property
     def label(self) -> str:
         extra = f" — for: {self.purpose}" if self.purpose else ""
         data = "8×8 digits" if self.dataset == "digits" else self.dataset.upper()
-        return f"[{self.family}] {self.name} · {data}, {self.latent_dim}-D · {self.description}{extra}"
+        return f"[{self.family}] {self.name} · {data}, {self.size} · {self.description}{extra}"
 
 
 def short_description(text: str) -> str:
@@ -107,7 +108,9 @@ def scan_checkpoints(folder: str | os.PathLike | None = None) -> list[Card]:
             image_shape=tuple(config.get("image_shape", (1, 28, 28))),
             latent_dim=int(config.get("latent_dim", 0)),
             variational="kl_per_dim" in post or "likelihood" in metrics,
-            has_sliders="dims_by_kl" in post))
+            has_sliders="dims_by_kl" in post,
+            size=(f"discrete codes, K={metrics['codebook']['codebook_size']}" if "codebook" in metrics
+                  else f"{int(config.get('latent_dim', 0))}-D")))
     rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
     return sorted(cards, key=lambda c: (rank.get(c.family, len(rank)), c.name))
 
@@ -689,7 +692,7 @@ def draw(value):
         m = load(map_card.name)
         point = m.model.encode(x).flat()[0].numpy()
     msg = (f"Reconstructions by {len(plan.recon)} models at {plan.image_shape[-2]}×{plan.image_shape[-1]}"
-           + (": " + ", ".join(f"{c.name} ({c.family}, {c.latent_dim}-D)" for c in plan.recon) + "."
+           + (": " + ", ".join(f"{c.name} ({c.family}, {c.size})" for c in plan.recon) + "."
               if plan.recon else ": none shipped for this image size."))
     return viz.to_display(x[0]), gallery, _draw_map(map_card, point), classify(x), msg
 
