@@ -726,7 +726,7 @@ def checkpoints_table(cards: list[Card] | None = None) -> str:
         m = json.loads((c.folder / "metrics.json").read_text())
         rec, emb = m.get("reconstruction", {}), m.get("embedding", {})
         rows.append(f"| `{c.name}` | {c.family} | {c.dataset} {c.image_shape[-2]}×{c.image_shape[-1]} | "
-                    f"{c.latent_dim}-D | {_fmt(rec.get('mse'), 4)} ({_fmt(rec.get('pca_mse'), 4)}) | "
+                    f"{c.size} | {_fmt(rec.get('mse'), 4)} ({_fmt(rec.get('pca_mse'), 4)}) | "
                     f"{_fmt(emb.get('knn_latent_full'))} | {c.purpose or '—'} |")
     return "\n".join(rows)
 
