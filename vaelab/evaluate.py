@@ -244,21 +244,44 @@ def classifier_metrics(ctx: Context) -> dict:
 
 # --- driver ----------------------------------------------------------------------------------
 
+# Cached display data is stored compactly: coordinates and latents in float16 (they are drawn or
+# decoded for display, never scored), labels in uint8, indices in int32.
+STORAGE_DTYPES = {"coords_": np.float16, "latent_test": np.float16, "test_labels": np.uint8,
+                  "test_index": np.int32}
+
+
+def compact(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = {}
+    for name, a in arrays.items():
+        dtype = next((d for prefix, d in STORAGE_DTYPES.items() if name.startswith(prefix)), None)
+        out[name] = np.ascontiguousarray(a.astype(dtype) if dtype is not None else a)
+    return out
+
+
+def compact_artifacts(folder: str | Path) -> None:
+    """Rewrite an existing ``artifacts.safetensors`` with :data:`STORAGE_DTYPES` (no recomputation)."""
+    from safetensors.numpy import load_file, save_file
+
+    path = Path(folder) / ARTIFACTS
+    tmp = path.with_name(f".{ARTIFACTS}.tmp")
+    save_file(compact(load_file(str(path))), str(tmp))
+    tmp.replace(path)
+
+
 def artifacts(ctx: Context, results: dict) -> dict[str, np.ndarray]:
-    arrays = {"test_labels": ctx.data.test_y.numpy().astype(np.int64),
-              "test_index": np.arange(len(ctx.data.test_y), dtype=np.int64)}
+    arrays = {"test_labels": ctx.data.test_y.numpy(), "test_index": np.arange(len(ctx.data.test_y))}
     for name, te in ctx.cache.get("coords", {}).items():
-        arrays[f"coords_{name}"] = np.ascontiguousarray(te, dtype=np.float32)
+        arrays[f"coords_{name}"] = np.asarray(te)
     lat = ctx.test_latent
     if ctx.info.latent == "continuous" and lat["flat"].shape[1] <= 64:
-        arrays["latent_test"] = lat["flat"].numpy().astype(np.float32)
+        arrays["latent_test"] = lat["flat"].numpy()
     if "indices" in lat:
         for i, idx in enumerate(lat["indices"]):
             arrays[f"indices_level{i}"] = idx.numpy().astype(np.int16 if ctx.info.codebook_size < 32768 else np.int32)
             arrays[f"usage_level{i}"] = metrics.codebook_usage(idx, ctx.info.codebook_size).numpy()
     if "posterior" in results and "kl_per_dim" in results["posterior"]:
         arrays["kl_per_dim"] = np.asarray(results["posterior"]["kl_per_dim"], dtype=np.float32)
-    return arrays
+    return compact(arrays)
 
 
 def evaluate(folder: str | Path, data: Dataset | None = None, settings: EvalSettings | None = None,

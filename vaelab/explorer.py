@@ -167,6 +167,18 @@ def clear_caches() -> None:
         _PCA.clear()
 
 
+def widen(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Artifacts are stored compactly (float16, uint8); plots and models want float32 / int64."""
+    out = {}
+    for name, a in arrays.items():
+        if a.dtype == np.float16:
+            a = a.astype(np.float32)
+        elif a.dtype.kind in "iu" and a.dtype.itemsize < 8 and not name.startswith("indices_"):
+            a = a.astype(np.int64)
+        out[name] = a
+    return out
+
+
 def load(name: str) -> Loaded:
     """The checkpoint ``name`` with its metrics and artifacts, loaded once per process."""
     from safetensors.numpy import load_file
@@ -184,7 +196,7 @@ def load(name: str) -> Loaded:
             for p in model.parameters():
                 p.requires_grad_(False)
             _MODELS[key] = Loaded(c, model, json.loads((c.folder / "metrics.json").read_text()),
-                                  load_file(str(c.folder / "artifacts.safetensors")))
+                                  widen(load_file(str(c.folder / "artifacts.safetensors"))))
         return _MODELS[key]
 
 
