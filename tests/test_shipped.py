@@ -80,3 +80,11 @@ def test_recorded_metrics_match_a_fresh_evaluation(name):
         recon = model.reconstruct(x, y).clamp(0, 1)
     mse = float(((recon - x) ** 2).mean())
     assert mse == pytest.approx(recorded["reconstruction"]["mse"], rel=0.15), (mse, recorded["reconstruction"])
+
+
+def test_every_registered_variant_is_shipped():
+    from vaelab.registry import list_variants
+
+    shipped = {json.loads((CHECKPOINTS / n / "config.json").read_text())["variant"] for n in SHIPPED}
+    missing = sorted(e.name for e in list_variants() if e.name not in shipped)
+    assert not missing, f"no shipped checkpoint for: {', '.join(missing)}"
