@@ -45,3 +45,18 @@ def app_url():
     app.demo.launch(prevent_thread_lock=True, quiet=True)
     yield app.demo.local_url
     app.demo.close()
+
+
+def assert_objectives_reach_only_their_group(model, out, groups: dict) -> None:
+    """Each optimizer group's objective has non-zero, finite gradients on that group's parameters
+    and none on any other parameter (adversarial models: generator vs discriminator)."""
+    everything = list(model.parameters())
+    for objective, params in groups.items():
+        own = {id(p) for p in params}
+        grads = torch.autograd.grad(out.objectives[objective], everything, retain_graph=True,
+                                    allow_unused=True)
+        for p, g in zip(everything, grads):
+            if id(p) in own:
+                assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0, objective
+            else:
+                assert g is None or not g.any(), f"the {objective} objective reaches a foreign parameter"

@@ -10,6 +10,8 @@ from vaelab.models.vqgan import FeatureNetworkError, feature_net_folder
 
 from .conftest import ROOT
 
+from .conftest import assert_objectives_reach_only_their_group
+
 
 def tiny(**overrides):
     torch.manual_seed(0)
@@ -45,15 +47,7 @@ def test_objectives_reach_only_their_own_group(ema, feature_weight):
     out = model.loss(x, step=0)
     assert torch.equal(out.total, out.objectives["generator"]) and out.terms["adv"] > 0
     assert (out.terms["feature"] > 0) == bool(feature_weight)
-    everything = list(model.parameters())
-    for objective, own in (("generator", gen_ids), ("discriminator", disc_ids)):
-        grads = torch.autograd.grad(out.objectives[objective], everything, retain_graph=True,
-                                    allow_unused=True)
-        for p, g in zip(everything, grads):
-            if id(p) in own:
-                assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0, objective
-            else:
-                assert g is None or not g.any(), f"the {objective} objective reaches a foreign parameter"
+    assert_objectives_reach_only_their_group(model, out, groups)
 
 
 def test_the_adversarial_term_moves_the_generator():
