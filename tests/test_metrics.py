@@ -71,17 +71,20 @@ def test_iwae_bound_is_above_elbo_and_tightens_with_k():
     assert all(b2 <= b1 + 1e-4 for b1, b2 in zip(bounds, bounds[1:]))
 
 
-def test_iwae_weights_are_exact_for_a_linear_gaussian_case():
-    """With k samples, log-weights average to the ELBO: compare with the closed-form ELBO."""
+@pytest.mark.parametrize("name", ["vae", "hvae"])
+def test_importance_weights_average_to_the_models_own_elbo(name):
+    """E_q[log w] is the ELBO, so the mean log-weight must match the loss's -ELBO; for hvae the
+    one-level formula (z₁ scored under N(0, I)) is about 1 % off, beyond this tolerance."""
     torch.manual_seed(0)
-    model = vaelab.create("vae", tiny=True).eval()
+    model = vaelab.create(name, tiny=True).eval()
     x = torch.bernoulli(torch.rand(8, 1, 8, 8))
     torch.manual_seed(0)
     mc = -model.log_importance_weights(x, k=4000).mean(0)
-    torch.manual_seed(0)
+    torch.manual_seed(1)
     with torch.no_grad():
-        terms = [model.loss(x).terms["neg_elbo"] for _ in range(400)]
-    assert float(mc.mean()) == pytest.approx(float(torch.stack(terms).mean()), rel=0.01)
+        terms = [model.loss(x).terms["neg_elbo"] for _ in range(2000)]
+    assert float(mc.mean()) == pytest.approx(float(torch.stack(terms).mean()), rel=0.003)
+    assert metrics.iwae_nll(model.log_importance_weights(x, k=500)).mean() <= mc.mean()
 
 
 @pytest.fixture(scope="module")
@@ -131,20 +134,6 @@ def test_umap_projection_is_cached(tmp_path):
     assert np.array_equal(te1, te2) and warm < cold
     assert len(list(tmp_path.glob("umap-*.safetensors"))) == 1
 
-
-def test_hierarchical_importance_weights_average_to_its_elbo():
-    """The two-level model's log-weights must average to its own ELBO (not a one-level one)."""
-    torch.manual_seed(0)
-    model = vaelab.create("hvae", tiny=True).eval()
-    x = torch.bernoulli(torch.rand(8, 1, 8, 8))
-    torch.manual_seed(0)
-    mc = -model.log_importance_weights(x, k=4000).mean(0)
-    torch.manual_seed(1)
-    with torch.no_grad():
-        terms = [model.loss(x).terms["neg_elbo"] for _ in range(2000)]
-    assert float(mc.mean()) == pytest.approx(float(torch.stack(terms).mean()), rel=0.003)  # the one-level formula is ~1 % off here
-    bound = metrics.iwae_nll(model.log_importance_weights(x, k=500)).mean()
-    assert bound <= mc.mean()
 
 
 def test_no_pca_ratio_when_the_latent_is_as_large_as_the_image(tmp_path, small_digits):

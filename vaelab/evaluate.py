@@ -135,15 +135,12 @@ def reconstruction(ctx: Context) -> dict:
 @section("loss")
 def loss_terms(ctx: Context) -> dict:
     """The model's own loss terms on the test set (the ELBO and its terms for VAEs)."""
-    sums: dict[str, float] = {}
-    bs = ctx.settings.batch_size
-    torch.manual_seed(ctx.settings.seed)
-    with torch.no_grad():
-        for i in range(0, len(ctx.test_x), bs):
-            out = ctx.model.loss(ctx.test_x[i:i + bs], ctx.data.test_y[i:i + bs])
-            for k, v in out.terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * len(ctx.test_x[i:i + bs])
-    return {k: v / len(ctx.test_x) for k, v in sums.items()}
+    from vaelab.train import TrainSettings, evaluate_loss
+
+    torch.manual_seed(ctx.settings.seed)  # sampling inside the loss
+    # test_x is already binarized when the model was trained binarized
+    settings = TrainSettings(seed=ctx.settings.seed, val_batch_size=ctx.settings.batch_size)
+    return evaluate_loss(ctx.model, ctx.test_x, ctx.data.test_y, settings)
 
 
 @section("likelihood", lambda info: info.variational)

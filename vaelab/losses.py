@@ -49,12 +49,6 @@ def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar)
 
 
-def gaussian_kl_between(mean_q, logvar_q, mean_p, logvar_p) -> torch.Tensor:
-    """KL(N(mean_q, var_q) || N(mean_p, var_p)) per unit, for learned (hierarchical) priors."""
-    return 0.5 * (logvar_p - logvar_q
-                  + (logvar_q.exp() + (mean_q - mean_p).pow(2)) / logvar_p.exp() - 1.0)
-
-
 def sum_per_image(t: torch.Tensor) -> torch.Tensor:
     """Sum every dimension but the batch one: ``(B, ...) -> (B,)``."""
     return t.reshape(t.shape[0], -1).sum(1)

@@ -11,7 +11,6 @@ non-finite loss, an interruption) keeps its last good epoch.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -155,7 +154,3 @@ def fit(model, data, settings: TrainSettings | None = None, out_dir: str | Path 
     if out_dir:
         save_checkpoint(model, out_dir, dataset=data.name, seed=settings.seed, history=history)
     return history
-
-
-def is_finite_number(v: float) -> bool:
-    return math.isfinite(v)
