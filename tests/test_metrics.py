@@ -135,7 +135,6 @@ def test_umap_projection_is_cached(tmp_path):
     assert len(list(tmp_path.glob("umap-*.safetensors"))) == 1
 
 
-
 def test_no_pca_ratio_when_the_latent_is_as_large_as_the_image(tmp_path, small_digits):
     torch.manual_seed(0)
     model = vaelab.create("vq-vae", tiny=True, latent_dim=32)  # 32 × 2 × 2 = 128 numbers > 64 pixels
