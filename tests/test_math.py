@@ -189,6 +189,17 @@ def test_kl_warmup_schedules():
         schedules.kl_weight(0, 1.0, "sideways", 10)
 
 
+def test_cosine_learning_rate_schedule():
+    assert schedules.lr_factor(123, "constant", 1000) == 1.0
+    cos = [schedules.lr_factor(s, "cosine", 1000, floor=0.1) for s in (0, 500, 1000, 5000)]
+    assert cos[0] == pytest.approx(1.0) and cos[1] == pytest.approx(0.55)
+    assert cos[2] == pytest.approx(0.1) and cos[3] == pytest.approx(0.1)
+    steps = [schedules.lr_factor(s, "cosine", 1000) for s in range(0, 1001, 50)]
+    assert all(a > b for a, b in zip(steps, steps[1:]))
+    with pytest.raises(ValueError):
+        schedules.lr_factor(0, "sideways", 10)
+
+
 def test_kl_warmup_reaches_the_vae_loss():
     torch.manual_seed(0)
     model = vaelab.create("vae", tiny=True, kl_warmup="linear", warmup_steps=10)

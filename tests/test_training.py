@@ -134,3 +134,30 @@ def test_device_auto_selection():
     from vaelab.train import pick_device
     assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert pick_device("cpu").type == "cpu"
+
+
+def test_learning_rate_schedule_and_start_step_reach_the_optimiser_and_the_loss(digits, monkeypatch):
+    data = digits.subset(128, 32)  # 2 steps per epoch at batch 64
+    model = vaelab.create("vae", tiny=True)
+    steps, lrs = [], []
+    original_loss, original_step = type(model).loss, torch.optim.Adam.step
+
+    def loss_spy(self, x, y=None, step=0):
+        steps.append(step)
+        return original_loss(self, x, y, step)
+
+    def step_spy(self, *args, **kwargs):
+        lrs.append(self.param_groups[0]["lr"])
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "loss", loss_spy)
+    monkeypatch.setattr(torch.optim.Adam, "step", step_spy)
+    history = vaelab.fit(model, data, epochs=2, batch_size=64, lr=1e-2, lr_schedule="cosine", lr_floor=0.1,
+                         start_step=4, progress=False)
+    train_steps = steps[:2] + steps[3:5]  # each epoch: 2 training batches, then 1 validation batch
+    assert train_steps == [4, 5, 6, 7]
+    assert [e["step"] for e in history["epochs"]] == [6, 8]
+    # the cosine runs over the whole run, resumed part included: steps 4..7 of 8
+    from vaelab.schedules import lr_factor
+    assert lrs == pytest.approx([1e-2 * lr_factor(s, "cosine", 8, 0.1) for s in range(4, 8)])
+    assert lrs[0] < 1e-2 and all(a > b for a, b in zip(lrs, lrs[1:]))

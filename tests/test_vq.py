@@ -158,6 +158,23 @@ def test_dead_code_restart_reseeds_unused_codes_from_encoder_outputs():
     assert (code_counts(q.eval()(batches[2]).indices, 8)[4:] > 0).any()
 
 
+def test_restart_threshold_reseeds_rarely_used_codes_before_they_are_dead():
+    q = dead_code_setup(restart_after=1000)
+    q = VectorQuantizer(QuantizerConfig(**{**q.config.__dict__, "restart_threshold": 0.5})).train()
+    with torch.no_grad():
+        q.codebook.copy_(dead_code_setup(1000).codebook)
+        q.embed_sum.copy_(q.codebook)
+        q.cluster_size[4:] = 0.1  # codes 4..7: rarely used lately (EMA size below the threshold)
+    live = q.codebook[:4].clone()
+    z_e = torch.rand(4, 2, 3, 3)
+    q(z_e)
+    flat = z_e.permute(0, 2, 3, 1).reshape(-1, 2)
+    for code in q.codebook[4:]:  # re-seeded from this batch although unused for only one step
+        assert (flat == code).all(1).any()
+    assert (q.cluster_size[:4] >= 0.5).all()
+    assert ((q.codebook[:4] - live).abs() < 1).all()  # the well-used codes only moved by the EMA
+
+
 def test_without_restart_dead_codes_stay_dead():
     q = dead_code_setup(restart_after=0)
     for _ in range(5):

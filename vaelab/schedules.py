@@ -1,7 +1,8 @@
 """Schedules as pure functions of the optimisation step.
 
 KL warm-up (Bowman et al. 2016, linear; Fu et al. 2019, cyclical) for every VAE-like model, and
-temperature annealing for Gumbel-softmax models (Jang et al. 2016, exponential decay to a floor).
+temperature annealing for Gumbel-softmax models (Jang et al. 2016, exponential decay to a floor),
+and the learning-rate schedule the trainer applies to every optimiser.
 """
 
 from __future__ import annotations
@@ -52,3 +53,18 @@ def temperature(step: int, start: float = 1.0, floor: float = 0.5, schedule: str
         t = min(1.0, step / max(1, total_steps))
         return floor + 0.5 * (start - floor) * (1 + math.cos(math.pi * t))
     raise ValueError(f"unknown temperature schedule {schedule!r}; choose exp, cosine or constant")
+
+
+def lr_factor(step: int, schedule: str = "constant", total_steps: int = 0, floor: float = 0.01) -> float:
+    """Multiplier of the base learning rate at ``step``.
+
+    - ``constant``: 1 throughout.
+    - ``cosine``: from 1 down to ``floor`` over ``total_steps`` along a half cosine (Loshchilov &
+      Hutter 2017, without restarts), then ``floor``.
+    """
+    if schedule == "constant" or total_steps <= 0:
+        return 1.0
+    if schedule == "cosine":
+        t = min(1.0, step / total_steps)
+        return floor + 0.5 * (1.0 - floor) * (1 + math.cos(math.pi * t))
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}; choose constant or cosine")

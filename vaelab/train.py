@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vaelab.checkpoint import save_checkpoint
+from vaelab.schedules import lr_factor
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -31,6 +32,9 @@ class TrainSettings:
     epochs: int = 10  # epochs of the main phase (the stacked AE's pretraining comes on top)
     batch_size: int = 128  # images per optimisation step
     lr: float = 1e-3  # Adam learning rate
+    lr_schedule: str = "constant"  # "constant", or "cosine": decays to lr·lr_floor by the last step
+    lr_floor: float = 0.01  # cosine schedule: final learning rate as a fraction of lr
+    start_step: int = 0  # step count already done (resuming): schedules (KL warm-up, τ, lr) continue from it
     seed: int = 0  # seeds shuffling, noise and sampling in the loss
     device: str = "auto"  # "auto" (cuda when present, else cpu), "cpu", "cuda", "cuda:1", ...
     threads: int | None = None  # torch.set_num_threads for CPU training; None leaves torch's default
@@ -94,7 +98,9 @@ def fit(model, data, settings: TrainSettings | None = None, out_dir: str | Path 
     n, bs = len(x), settings.batch_size
     history = {"settings": asdict(settings), "dataset": data.name, "device": str(device),
                "epochs": [], "status": "running"}
-    step = 0
+    step = settings.start_step
+    steps_per_epoch = -(-n // bs)
+    total_steps = settings.start_step + steps_per_epoch * sum(e for _, e in model.training_phases(settings.epochs))
     epoch_index = 0
     for phase, n_epochs in model.training_phases(settings.epochs):
         model.set_phase(phase)
@@ -111,6 +117,11 @@ def fit(model, data, settings: TrainSettings | None = None, out_dir: str | Path 
             for i in bar:
                 idx = perm[i:i + bs]
                 xb = _binarize(x[idx], settings.binarize)
+                if settings.lr_schedule != "constant":
+                    lr = settings.lr * lr_factor(step, settings.lr_schedule, total_steps, settings.lr_floor)
+                    for opt in optimisers.values():
+                        for pg in opt.param_groups:
+                            pg["lr"] = lr
                 out = model.loss(xb, y[idx], step)
                 if not torch.isfinite(out.total):
                     where = f"{phase} epoch {epoch + 1}, step {step}"

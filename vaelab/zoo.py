@@ -3,7 +3,8 @@
 ``python -m vaelab zoo [--only NAMES] [--resume]`` trains each recipe on its dataset (MNIST from
 ``$VAELAB_DATA``, or the bundled digits), evaluates it, and writes ``checkpoints/<name>/``.
 Training saves a checkpoint after every epoch; ``--resume`` skips finished models and continues an
-interrupted one from its last saved epoch (with a fresh optimiser: Adam's moments are not kept).
+interrupted one from its last saved epoch and step (schedules continue; the optimiser restarts:
+Adam's moments are not kept).
 Each model's training time is recorded in its ``history.json`` and in ``zoo.json``.
 """
 
@@ -56,7 +57,7 @@ RECIPES: list[Recipe] = [
            purpose="codebook collapse without restart"),
     Recipe("vq-vae-2", "vq-vae-2", epochs=2, prior_epochs=1, purpose="two code levels, a prior per level"),
     Recipe("dvae", "dvae", epochs=2, purpose="Gumbel temperature"),
-    Recipe("gumbel-vae", "gumbel-vae", epochs=20, train={"binarize": "dynamic"},
+    Recipe("gumbel-vae", "gumbel-vae", epochs=150, train={"binarize": "dynamic", "lr_schedule": "cosine"},
            purpose="20x10 categorical VAE vs Jang et al."),
     # classic family
     Recipe("ae-32", "ae", epochs=5, purpose="shallow 784-32-784 baseline"),
@@ -71,8 +72,11 @@ RECIPES: list[Recipe] = [
     Recipe("contractive-ae", "contractive-ae", epochs=5),
     Recipe("stacked-ae", "stacked-ae", epochs=5),
     Recipe("conv-vae-16", "vae", overrides={"backbone": "conv", "hidden": (256,), "latent_dim": 16}, epochs=3),
-    Recipe("vae-32-binarized", "vae", overrides={**MLP, "latent_dim": 32}, epochs=15,
-           train={"binarize": "dynamic"}, purpose="likelihood vs published IWAE numbers"),
+    Recipe("vae-32-binarized", "vae",
+           overrides={"backbone": "conv", "channels": (32, 64), "hidden": (256,), "latent_dim": 32,
+                      "kl_warmup": "linear", "warmup_steps": 10 * 469},
+           epochs=220, train={"binarize": "dynamic", "lr_schedule": "cosine"},
+           purpose="likelihood vs published IWAE numbers"),
     Recipe("hvae", "hvae", epochs=10),
     Recipe("vae-gan", "vae-gan", epochs=3),
     Recipe("vq-gan", "vq-gan", epochs=1),
@@ -105,8 +109,9 @@ def train_one(recipe: Recipe, data, out: Path, resume: bool, threads: int | None
         if history.get("status") == "completed":
             return {"skipped": "already trained"}
         done = len(history.get("epochs", []))
+    start_step = history["epochs"][-1]["step"] if done else 0  # warm-ups, τ and lr continue from here
     settings = TrainSettings(epochs=recipe.epochs - done, threads=threads, progress=True,
-                             seed=done, **recipe.train)
+                             seed=done, start_step=start_step, **recipe.train)
     torch.manual_seed(0)
     model = (load_checkpoint(out) if done else
              create(recipe.variant, image_shape=data.image_shape, **recipe.overrides))

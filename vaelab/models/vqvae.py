@@ -46,6 +46,7 @@ class VQVAEConfig(BaseConfig):
     epsilon: float = 1e-5  # Laplace smoothing of the EMA cluster sizes
     restart: bool = True  # re-seed dead codes from recent encoder outputs
     restart_after: int = 100  # training steps without use after which a code counts as dead
+    restart_threshold: float = 0.0  # also restart codes whose EMA usage per step falls below this (0 = off)
     kmeans_init: bool = True  # codebook starts as k-means centroids of the first batch's encoder outputs
     kmeans_iters: int = 10  # Lloyd iterations of that k-means
 
@@ -54,6 +55,7 @@ class VQVAEConfig(BaseConfig):
                                beta=self.beta, ema=self.ema, decay=self.decay,
                                epsilon=self.epsilon,
                                restart_after=self.restart_after if self.restart else 0,
+                               restart_threshold=self.restart_threshold,
                                kmeans_init=self.kmeans_init, kmeans_iters=self.kmeans_iters)
 
 

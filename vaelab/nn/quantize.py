@@ -43,6 +43,8 @@ class QuantizerConfig:
     decay: float = 0.99  # γ: EMA decay of cluster sizes and sums
     epsilon: float = 1e-5  # ε: Laplace smoothing of the EMA cluster sizes
     restart_after: int = 0  # re-seed codes unused for this many training steps; 0 = never
+    restart_threshold: float = 0.0  # with ema and restarts: also re-seed codes whose EMA cluster size
+    # (average uses per step) falls below this (Dhariwal et al. 2020); evens out usage
     kmeans_init: bool = False  # initialise the codebook by k-means on the first training batch
     kmeans_iters: int = 10  # Lloyd iterations of that k-means
 
@@ -225,9 +227,13 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def restart_dead_codes(self, flat: torch.Tensor) -> torch.Tensor:
-        """Re-seed codes unused for ``restart_after`` steps with random rows of ``flat``
-        ``(N, D)`` (this batch's encoder outputs); returns the re-seeded indices."""
-        dead = torch.nonzero(self.steps_unused >= self.config.restart_after).reshape(-1)
+        """Re-seed codes unused for ``restart_after`` steps (or, with ``restart_threshold`` and EMA,
+        whose EMA cluster size is below it) with random rows of ``flat`` ``(N, D)`` (this batch's
+        encoder outputs); returns the re-seeded indices."""
+        dead = self.steps_unused >= self.config.restart_after
+        if self.config.ema and self.config.restart_threshold > 0:
+            dead |= self.cluster_size < self.config.restart_threshold
+        dead = torch.nonzero(dead).reshape(-1)
         if len(dead) == 0:
             return dead
         if len(flat) >= len(dead):
@@ -252,4 +258,4 @@ class VectorQuantizer(nn.Module):
     def extra_repr(self) -> str:
         c = self.config
         return (f"K={c.codebook_size}, D={c.code_dim}, beta={c.beta}, ema={c.ema}, "
-                f"restart_after={c.restart_after}, kmeans_init={c.kmeans_init}")
+                f"restart_after={c.restart_after}, restart_threshold={c.restart_threshold}, kmeans_init={c.kmeans_init}")
