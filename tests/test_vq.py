@@ -175,6 +175,18 @@ def test_restart_threshold_reseeds_rarely_used_codes_before_they_are_dead():
     assert ((q.codebook[:4] - live).abs() < 1).all()  # the well-used codes only moved by the EMA
 
 
+def test_residual_blocks_widen_what_each_code_cell_sees():
+    def pixels_seen(res_blocks: int) -> int:
+        torch.manual_seed(0)
+        model = vaelab.create("vq-vae", image_shape=(1, 28, 28), res_blocks=res_blocks, kmeans_init=False)
+        x = torch.rand(1, 1, 28, 28, requires_grad=True)
+        model.encoder(x)[0, :, 0, 0].sum().backward()  # the top-left cell of the 7×7 grid
+        return int((x.grad.abs() > 0).sum())
+
+    assert pixels_seen(0) == 7 * 7  # two 4×4 stride-2 convs (padding 1): a 7×7 corner patch
+    assert pixels_seen(2) > 4 * pixels_seen(0)
+
+
 def test_without_restart_dead_codes_stay_dead():
     q = dead_code_setup(restart_after=0)
     for _ in range(5):

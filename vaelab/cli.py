@@ -75,6 +75,8 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
     p.add_argument("--batch-size", type=int, default=128, help="images per step (default 128)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
+                   help="constant, or cosine: decay to 1%% of --lr by the last step (default constant)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", default="auto", help="auto (cuda if present, else cpu), cpu or cuda")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
@@ -116,7 +118,7 @@ def run_train(args) -> int:
         return 2
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                              device=args.device, threads=args.threads, binarize=args.binarize,
-                             grad_clip=args.grad_clip, progress=not args.quiet)
+                             grad_clip=args.grad_clip, lr_schedule=args.lr_schedule, progress=not args.quiet)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"training {args.variant} ({n_params:,} parameters) on {data.source}, "
           f"{len(data.train_x):,} train / {len(data.test_x):,} test images")

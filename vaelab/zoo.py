@@ -37,6 +37,7 @@ class Recipe:
 
 
 MLP = {"hidden": (512, 256)}
+DEEP = {"hidden": (1000, 500, 250)}
 # Ordered by what the app needs first, so an interrupted run (see --resume) ships those soonest.
 RECIPES: list[Recipe] = [
     # small digits models: something to show with no MNIST at hand
@@ -44,16 +45,21 @@ RECIPES: list[Recipe] = [
     Recipe("digits-vae-2d", "vae", dataset="digits", overrides={"hidden": (64, 32), "latent_dim": 2}, epochs=300),
     Recipe("digits-vae-8", "vae", dataset="digits", overrides={"hidden": (64, 32), "latent_dim": 8}, epochs=300),
     # the app's comparison views
-    Recipe("ae-2d", "ae", overrides={**MLP, "latent_dim": 2}, epochs=10, purpose="2-D latent map"),
-    Recipe("vae-2d", "vae", overrides={**MLP, "latent_dim": 2}, epochs=10, purpose="2-D latent map"),
+    # 2-D maps: a deeper 784-1000-500-250-2 MLP (Hinton & Salakhutdinov 2006) and a cosine lr decay
+    Recipe("ae-2d", "ae", overrides={**DEEP, "latent_dim": 2}, epochs=60, train={"lr_schedule": "cosine"},
+           purpose="2-D latent map"),
+    Recipe("vae-2d", "vae", overrides={**DEEP, "latent_dim": 2}, epochs=60, train={"lr_schedule": "cosine"},
+           purpose="2-D latent map"),
     Recipe("linear-ae-2d", "linear-ae", overrides={"latent_dim": 2}, epochs=5, train={"lr": 3e-3},
            purpose="beside PCA at d=2"),
     Recipe("vae-16", "vae", overrides={**MLP, "latent_dim": 16}, epochs=10, purpose="latent sliders"),
     Recipe("cvae", "cvae", overrides={**MLP, "latent_dim": 2}, epochs=10, purpose="ask for a digit"),
     *[Recipe(f"beta-vae-{b:g}", "beta-vae", overrides={**MLP, "latent_dim": 10, "beta": float(b)}, epochs=8,
              purpose="beta series") for b in (0.5, 1, 2, 4, 8)],
-    Recipe("vq-vae", "vq-vae", epochs=4, prior_epochs=1, purpose="codebook usage with dead-code restart"),
-    Recipe("vq-vae-no-restart", "vq-vae", overrides={"restart": False}, epochs=2,
+    # VQ-VAE: two residual blocks each side (as in the paper) and restarts of rarely used codes
+    Recipe("vq-vae", "vq-vae", overrides={"res_blocks": 2, "restart_threshold": 0.9}, epochs=6,
+           train={"lr_schedule": "cosine"}, prior_epochs=1, purpose="codebook usage with dead-code restart"),
+    Recipe("vq-vae-no-restart", "vq-vae", overrides={"res_blocks": 2, "restart": False}, epochs=2,
            purpose="codebook collapse without restart"),
     Recipe("vq-vae-2", "vq-vae-2", epochs=2, prior_epochs=1, purpose="two code levels, a prior per level"),
     Recipe("dvae", "dvae", epochs=2, purpose="Gumbel temperature"),

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from vaelab.models.base import AutoEncoder, BaseConfig, Latent, LossOutput, ModelInfo
-from vaelab.nn.backbones import ConvTrunk, ConvTrunkDecoder, activation, conv_grid
+from vaelab.nn.backbones import ConvTrunk, ConvTrunkDecoder, ResidualStack, activation, conv_grid
 from vaelab.nn.quantize import QuantizerConfig, QuantizerOutput, VectorQuantizer
 from vaelab.prior import CodePriorMixin
 from vaelab.registry import register
@@ -49,6 +49,8 @@ class VQVAEConfig(BaseConfig):
     restart_threshold: float = 0.0  # also restart codes whose EMA usage per step falls below this (0 = off)
     kmeans_init: bool = True  # codebook starts as k-means centroids of the first batch's encoder outputs
     kmeans_iters: int = 10  # Lloyd iterations of that k-means
+    res_blocks: int = 0  # residual 3×3 blocks after the encoder's trunk and before the decoder's
+    # upsampling (the paper uses 2): a wider view per grid cell, so fewer cells see only background
 
     def quantizer_config(self) -> QuantizerConfig:
         return QuantizerConfig(codebook_size=self.codebook_size, code_dim=self.latent_dim,
@@ -97,11 +99,13 @@ class VQVAE(CodePriorMixin, AutoEncoder):
         self.grid = conv_grid(c.image_shape, len(c.channels))  # (h, w)
         # (B, C, H, W) -> (B, ch[-1], h, w) -> (B, D, h, w)
         self.encoder = nn.Sequential(ConvTrunk(c.image_shape[0], c.channels, c.activation),
+                                     *[ResidualStack(trunk_out, c.res_blocks, c.activation)] * bool(c.res_blocks),
                                      nn.Conv2d(trunk_out, c.latent_dim, 1))
         self.quantizer = VectorQuantizer(c.quantizer_config())
         # (B, D, h, w) -> (B, ch[-1], h, w) -> (B, C, H, W) logits / means
         self.decoder = nn.Sequential(nn.Conv2d(c.latent_dim, trunk_out, 3, padding=1),
-                                     activation(c.activation),
+                                     ResidualStack(trunk_out, c.res_blocks, c.activation) if c.res_blocks
+                                     else activation(c.activation),
                                      ConvTrunkDecoder(c.image_shape[0], c.channels, c.activation))
 
     @property

@@ -77,6 +77,25 @@ class ConvTrunk(nn.Module):
         return self.net(x)
 
 
+class ResidualStack(nn.Module):
+    """``n`` residual blocks ``x + conv1x1(act(conv3x3(act(x))))`` at constant resolution, then an
+    activation (van den Oord et al. 2017, section 4.1). Each block widens the receptive field by
+    two cells of the grid; ``n = 0`` is the identity."""
+
+    def __init__(self, channels: int, n: int, act: str, hidden: int | None = None):
+        super().__init__()
+        hidden = hidden or max(1, channels // 2)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(activation(act), nn.Conv2d(channels, hidden, 3, padding=1), activation(act),
+                          nn.Conv2d(hidden, channels, 1)) for _ in range(n))
+        self.out = activation(act) if n else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = x + block(x)
+        return self.out(x)
+
+
 class ConvTrunkDecoder(nn.Module):
     """``(B, channels[-1], h, w) -> (B, out_channels, h·2^n, w·2^n)``; no final activation."""
 
