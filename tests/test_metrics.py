@@ -143,3 +143,15 @@ def test_no_pca_ratio_when_the_latent_is_as_large_as_the_image(tmp_path, small_d
     settings = EvalSettings(iw_samples=2, n_train=400, n_trust=100, umap=False, batch_size=60)
     rec = evaluate(tmp_path / "ck", small_digits, settings, progress=None)["reconstruction"]
     assert "mse_ratio_to_pca" not in rec and "exactly" in rec["pca_note"]
+
+
+def test_loss_section_scores_the_model_as_training_left_it(tmp_path, small_digits):
+    """A KL warm-up of 6 steps over 2 epochs of 4 steps: the test loss is the full ELBO (β = 1),
+    not the step-0 loss that would weight the KL by 0."""
+    torch.manual_seed(0)
+    model = vaelab.create("vae", tiny=True, kl_warmup="linear", warmup_steps=6)
+    vaelab.fit(model, small_digits, epochs=2, batch_size=100, progress=False, out_dir=tmp_path / "ck")
+    settings = EvalSettings(iw_samples=5, n_train=400, n_trust=100, umap=False, batch_size=60)
+    loss = evaluate(tmp_path / "ck", small_digits, settings, progress=None)["loss"]
+    assert loss["beta"] == 1.0
+    assert loss["total"] == pytest.approx(loss["neg_elbo"])

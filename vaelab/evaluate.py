@@ -52,6 +52,7 @@ class Context:
     test_x: torch.Tensor  # as the model is scored on (binarized if it was trained binarized)
     settings: EvalSettings
     binarized: bool
+    step: int = 0  # optimisation steps the checkpoint was trained for: loss schedules (warm-up, τ) as at its end
     cache: dict = field(default_factory=dict)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None):
@@ -140,7 +141,7 @@ def loss_terms(ctx: Context) -> dict:
     torch.manual_seed(ctx.settings.seed)  # sampling inside the loss
     # test_x is already binarized when the model was trained binarized
     settings = TrainSettings(seed=ctx.settings.seed, val_batch_size=ctx.settings.batch_size)
-    return evaluate_loss(ctx.model, ctx.test_x, ctx.data.test_y, settings)
+    return evaluate_loss(ctx.model, ctx.test_x, ctx.data.test_y, settings, ctx.step)
 
 
 @section("likelihood", lambda info: info.variational)
@@ -297,7 +298,8 @@ def evaluate(folder: str | Path, data: Dataset | None = None, settings: EvalSett
     test_x = data.test_x
     if binarized:
         test_x = torch.bernoulli(test_x, generator=torch.Generator().manual_seed(settings.seed))
-    ctx = Context(model, model.info, data, test_x, settings, binarized)
+    epochs = history.get("epochs") or [{}]
+    ctx = Context(model, model.info, data, test_x, settings, binarized, step=epochs[-1].get("step", 0))
     results: dict = {"variant": meta["variant"], "dataset": data.name, "test_images": len(test_x),
                      "binarized_test_set": binarized, "settings": settings.__dict__}
     timings = {}

@@ -46,7 +46,7 @@ RECIPES: list[Recipe] = [
     Recipe("digits-vae-8", "vae", dataset="digits", overrides={"hidden": (64, 32), "latent_dim": 8}, epochs=300),
     # the app's comparison views
     # 2-D maps: a deeper 784-1000-500-250-2 MLP (Hinton & Salakhutdinov 2006) and a cosine lr decay
-    Recipe("ae-2d", "ae", overrides={**DEEP, "latent_dim": 2}, epochs=60, train={"lr_schedule": "cosine"},
+    Recipe("ae-2d", "ae", overrides={**DEEP, "latent_dim": 2}, epochs=150, train={"lr_schedule": "cosine"},
            purpose="2-D latent map"),
     Recipe("vae-2d", "vae", overrides={**DEEP, "latent_dim": 2}, epochs=60, train={"lr_schedule": "cosine"},
            purpose="2-D latent map"),
