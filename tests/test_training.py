@@ -161,3 +161,21 @@ def test_learning_rate_schedule_and_start_step_reach_the_optimiser_and_the_loss(
     from vaelab.schedules import lr_factor
     assert lrs == pytest.approx([1e-2 * lr_factor(s, "cosine", 8, 0.1) for s in range(4, 8)])
     assert lrs[0] < 1e-2 and all(a > b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_compacted_weights_load_as_float32_with_half_precision_values(tmp_path):
+    torch.manual_seed(0)
+    model = vaelab.create("vae", tiny=True)
+    checkpoint.save_checkpoint(model, tmp_path / "ck")
+    before = (tmp_path / "ck" / "model.safetensors").stat().st_size
+    assert checkpoint.compact_weights(tmp_path / "ck")
+    assert not checkpoint.compact_weights(tmp_path / "ck")  # already compact
+    assert (tmp_path / "ck" / "model.safetensors").stat().st_size < 0.6 * before
+    assert checkpoint.read_config(tmp_path / "ck")["weights_dtype"] == "float16"
+    loaded = vaelab.load_checkpoint(tmp_path / "ck")
+    for name, tensor in loaded.state_dict().items():
+        original = model.state_dict()[name]
+        assert tensor.dtype == original.dtype
+        assert torch.equal(tensor, original.half().to(original.dtype) if original.is_floating_point() else original)
+    x = torch.rand(4, 1, 8, 8)
+    assert torch.allclose(loaded.encode(x).mean, model.eval().encode(x).mean, atol=1e-2)

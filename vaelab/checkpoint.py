@@ -101,6 +101,28 @@ def write_weights(module, path: str | os.PathLike) -> None:
     module.train(was_training)
 
 
+def compact_weights(folder: str | os.PathLike) -> bool:
+    """Store the float32 tensors of ``folder``'s weights as float16 (half the file; loading
+    restores float32, as ``load_state_dict`` copies into the model's float32 tensors). Recorded as
+    ``"weights_dtype": "float16"`` in config.json; returns False when there was nothing to convert.
+    Evaluate after compacting: the metrics should describe the weights that ship. A code prior
+    keyed to the old weights' hash would no longer attach, so compact before training one."""
+    from safetensors.torch import load_file, save_file
+
+    folder = Path(folder)
+    state = load_file(str(folder / WEIGHTS))
+    if not any(t.dtype == torch.float32 for t in state.values()):
+        return False
+    half = {k: (t.half() if t.dtype == torch.float32 else t).contiguous() for k, t in state.items()}
+    for name, write in ((WEIGHTS, lambda p: save_file(half, str(p))),
+                        (CONFIG, lambda p: p.write_text(json.dumps({**read_config(folder), "weights_dtype": "float16"},
+                                                                   indent=2)))):
+        tmp = folder / f".{name}.tmp"
+        write(tmp)
+        os.replace(tmp, folder / name)  # each file is replaced whole, never half-written
+    return True
+
+
 def _swap_in(tmp: Path, out: Path) -> None:
     """Replace ``out`` by ``tmp`` with renames; the old folder is removed only afterwards."""
     old = None

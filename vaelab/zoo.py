@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from vaelab.checkpoint import load_checkpoint, read_json
+from vaelab.checkpoint import compact_weights, load_checkpoint, read_json
 from vaelab.registry import create
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +34,7 @@ class Recipe:
     train: dict = field(default_factory=dict)  # TrainSettings fields (batch_size, lr, binarize, ...)
     purpose: str = ""  # what the app uses it for
     prior_epochs: int = 0  # discrete models: epochs of a PixelCNN prior over the codes, trained after the model
+    half_weights: bool = False  # store the weights as float16 (loading restores float32), before evaluation
 
 
 MLP = {"hidden": (512, 256)}
@@ -47,9 +48,9 @@ RECIPES: list[Recipe] = [
     # the app's comparison views
     # 2-D maps: a deeper 784-1000-500-250-2 MLP (Hinton & Salakhutdinov 2006) and a cosine lr decay
     Recipe("ae-2d", "ae", overrides={**DEEP, "latent_dim": 2}, epochs=150, train={"lr_schedule": "cosine"},
-           purpose="2-D latent map"),
+           half_weights=True, purpose="2-D latent map"),
     Recipe("vae-2d", "vae", overrides={**DEEP, "latent_dim": 2}, epochs=60, train={"lr_schedule": "cosine"},
-           purpose="2-D latent map"),
+           half_weights=True, purpose="2-D latent map"),
     Recipe("linear-ae-2d", "linear-ae", overrides={"latent_dim": 2}, epochs=5, train={"lr": 3e-3},
            purpose="beside PCA at d=2"),
     Recipe("vae-16", "vae", overrides={**MLP, "latent_dim": 16}, epochs=10, purpose="latent sliders"),
@@ -149,6 +150,10 @@ def run(only: list[str] | None = None, resume: bool = False, evaluate_after: boo
         out = CHECKPOINTS / recipe.name
         print(f"== {recipe.name}: {recipe.variant} on {data.source}, {recipe.epochs} epochs")
         status = train_one(recipe, data, out, resume, threads)
+        if recipe.half_weights and compact_weights(out):
+            status["weights"] = "float16"
+            if (out / "metrics.json").is_file():
+                (out / "metrics.json").unlink()  # metrics must describe the weights that ship
         if recipe.prior_epochs and not (out / "prior" / "model.safetensors").is_file():
             from vaelab.prior import PriorSettings, train_prior
 
