@@ -173,6 +173,8 @@ def test_restart_threshold_reseeds_rarely_used_codes_before_they_are_dead():
         assert (flat == code).all(1).any()
     assert (q.cluster_size[:4] >= 0.5).all()
     assert ((q.codebook[:4] - live).abs() < 1).all()  # the well-used codes only moved by the EMA
+    with pytest.raises(ValueError, match="restart_threshold"):
+        quantizer(restart_threshold=1.0)  # re-seeded codes (EMA size 1) would be re-seeded again at once
 
 
 def test_residual_blocks_widen_what_each_code_cell_sees():

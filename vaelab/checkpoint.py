@@ -114,12 +114,11 @@ def compact_weights(folder: str | os.PathLike) -> bool:
     if not any(t.dtype == torch.float32 for t in state.values()):
         return False
     half = {k: (t.half() if t.dtype == torch.float32 else t).contiguous() for k, t in state.items()}
-    for name, write in ((WEIGHTS, lambda p: save_file(half, str(p))),
-                        (CONFIG, lambda p: p.write_text(json.dumps({**read_config(folder), "weights_dtype": "float16"},
-                                                                   indent=2)))):
-        tmp = folder / f".{name}.tmp"
-        write(tmp)
-        os.replace(tmp, folder / name)  # each file is replaced whole, never half-written
+    meta = {**read_config(folder), "weights_dtype": "float16"}
+    with atomic_folder(folder) as tmp:  # the whole folder is swapped in, never half-written
+        shutil.copytree(folder, tmp, dirs_exist_ok=True)
+        save_file(half, str(tmp / WEIGHTS))
+        (tmp / CONFIG).write_text(json.dumps(meta, indent=2))
     return True
 
 

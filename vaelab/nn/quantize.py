@@ -48,6 +48,11 @@ class QuantizerConfig:
     kmeans_init: bool = False  # initialise the codebook by k-means on the first training batch
     kmeans_iters: int = 10  # Lloyd iterations of that k-means
 
+    def __post_init__(self):
+        if not 0 <= self.restart_threshold < 1:  # a re-seeded code starts at EMA size 1
+            raise ValueError(f"restart_threshold must be in [0, 1), got {self.restart_threshold}: "
+                             "a re-seeded code starts with an EMA cluster size of 1")
+
 
 class QuantizerOutput(NamedTuple):
     z_q: torch.Tensor  # (B, D, h, w) quantised latent, straight-through gradient to z_e
