@@ -16,7 +16,7 @@ Quick tour::
     images = model.reconstruct(data.test_x[:8])
 """
 
-__version__ = "0.1.0"
+from vaelab.version import __version__  # noqa: E402
 
 from vaelab.registry import REGISTRY, create, get_entry, list_variants  # noqa: E402
 from vaelab.data import Dataset, DatasetNotFoundError, load_dataset  # noqa: E402

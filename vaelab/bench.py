@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ROOT = Path(__file__).resolve().parents[1]
+from vaelab.paths import REPO_ROOT as ROOT  # noqa: E402
 
 
 def percentiles(samples: list[float]) -> dict:

@@ -49,7 +49,7 @@ def save_checkpoint(model, out_dir: str | os.PathLike, *, dataset: str | None = 
     Files already in an existing checkpoint folder that this call does not write (metrics,
     cached artifacts) are carried over. ``extra_files`` maps file names to JSON-able objects.
     """
-    from vaelab import __version__
+    from vaelab.version import __version__
 
     out = Path(out_dir)
     with atomic_folder(out) as tmp:

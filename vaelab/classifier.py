@@ -185,7 +185,7 @@ def train_classifier(data, epochs: int = 5, *, batch_size: int = 128, lr: float 
 def save_classifier(model: Classifier, out: str | os.PathLike) -> Path:
     """Write ``model`` to the folder ``out`` (config.json, model.safetensors, metrics.json),
     atomically like :func:`vaelab.checkpoint.save_checkpoint`."""
-    from vaelab import __version__
+    from vaelab.version import __version__
 
     out = Path(out)
     with atomic_folder(out) as tmp:

@@ -28,7 +28,6 @@ from vaelab.data import Dataset, load_dataset
 from vaelab.models.base import ModelInfo
 
 ARTIFACTS = "artifacts.safetensors"
-CLASSIFIER_DIR = Path(__file__).resolve().parents[1] / "checkpoints" / "classifier"
 
 
 @dataclass(frozen=True)
@@ -213,10 +212,13 @@ def embedding(ctx: Context) -> dict:
 
 
 def _classifier():
-    if not (CLASSIFIER_DIR / "config.json").is_file():
+    from vaelab.paths import classifier_dir
+
+    folder = classifier_dir()
+    if not (folder / "config.json").is_file():
         return None
     from vaelab.classifier import load_classifier  # shipped by the project
-    return load_classifier(CLASSIFIER_DIR)
+    return load_classifier(folder)
 
 
 @section("classifier")

@@ -32,10 +32,7 @@ START_TEST, START_PRIOR = "a test image's posterior mean", "the prior mean (all 
 PROJ_LATENT, PROJ_PCA, PROJ_UMAP = "the latent itself (2-D)", "PCA of the latent", "UMAP of the latent (cached)"
 
 
-def checkpoints_dir() -> Path:
-    """Where shipped checkpoints are read from: ``$VAELAB_CHECKPOINTS`` or the repo's folder."""
-    env = os.environ.get("VAELAB_CHECKPOINTS")
-    return Path(env).expanduser() if env else ROOT / "checkpoints"
+from vaelab.paths import checkpoints_dir, classifier_dir  # noqa: E402  (re-exported for the app)
 
 
 # --- the checkpoint catalogue ----------------------------------------------------------------
@@ -636,7 +633,7 @@ def draw_plan() -> DrawPlan:
 
 
 def _classifier():
-    folder = checkpoints_dir() / "classifier"
+    folder = classifier_dir()
     if not (folder / "config.json").is_file():
         return None, "classifier not available (no `checkpoints/classifier/` shipped)"
     if "classifier" not in _DATA:

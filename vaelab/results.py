@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from vaelab.paths import REPO_ROOT as ROOT  # noqa: E402
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 

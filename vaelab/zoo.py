@@ -20,7 +20,7 @@ import torch
 from vaelab.checkpoint import compact_weights, load_checkpoint, read_json
 from vaelab.registry import create
 
-ROOT = Path(__file__).resolve().parents[1]
+from vaelab.paths import REPO_ROOT as ROOT  # noqa: E402
 CHECKPOINTS = ROOT / "checkpoints"
 
 

@@ -54,9 +54,9 @@ from vaelab.models.base import LossOutput
 from vaelab.models.vqvae import TINY as VQ_TINY
 from vaelab.models.vqvae import VQVAE, VQVAEConfig, _loss_terms
 from vaelab.nn.discriminators import make_discriminator
+from vaelab.paths import REPO_ROOT  # relative feature_net paths start here
 from vaelab.registry import register
 
-REPO_ROOT = Path(__file__).resolve().parents[2]  # relative feature_net paths start here
 
 
 class FeatureNetworkError(ValueError):
