@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import vaelab
-from vaelab import checkpoint
+from vaelab import checkpoint, folders
 from vaelab.checkpoint import CheckpointError
 
 
@@ -57,7 +57,7 @@ def test_crash_mid_save_keeps_previous_checkpoint(digits, tmp_path, monkeypatch)
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(checkpoint, "save_model", crash)
+    monkeypatch.setattr(folders, "save_model", crash)
     with torch.no_grad():
         next(model.parameters()).add_(1.0)
     with pytest.raises(OSError):

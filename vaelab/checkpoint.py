@@ -1,36 +1,37 @@
 """Checkpoints as folders: ``config.json`` + ``model.safetensors`` + ``history.json``
-(+ ``metrics.json`` and cached artifacts added later by evaluation).
+(+ ``metrics.json`` and cached artifacts added later by evaluation, + training state for exact
+resume, + extras such as a code prior in ``prior/``).
 
 Loading needs nothing but the folder and never unpickles: the config is JSON naming a registered
-variant, the weights are safetensors. Saving is atomic: everything is written to a temporary
-folder beside the target, which then replaces the target by rename, so a crash mid-save leaves
-the previous checkpoint intact.
+variant, the weights are safetensors. Saving is atomic (:func:`vaelab.folders.atomic_folder`), so
+a crash mid-save leaves the previous checkpoint intact. ``config.json`` also records the model's
+``info`` (what it is: continuous or discrete, variational, can sample, ...), so readers such as
+the app's catalogue know what a checkpoint holds without guessing. Extras are attached through
+the model contract's ``attach_extras`` hook: this module imports no subsystem.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, save_file
 
+from vaelab.folders import (CONFIG, HISTORY, METRICS, WEIGHTS, CheckpointError, atomic_folder,  # noqa: F401
+                            copy_contents, load_weights, read_folder_config, read_json, write_json,
+                            write_weights)
 from vaelab.registry import config_from_dict, config_to_dict, get_entry
+from vaelab.version import __version__
 
-CONFIG = "config.json"
-WEIGHTS = "model.safetensors"
-HISTORY = "history.json"
-METRICS = "metrics.json"
 FORMAT_VERSION = 1
-
-
-class CheckpointError(RuntimeError):
-    """The folder is not a readable vaelab checkpoint; the message says what is wrong."""
+TRAINING_STATE = "training_state.safetensors"  # optimiser moments and RNG states, for exact resume
+TRAINING_META = "training_state.json"  # step, epoch, phase and optimiser settings, for exact resume
+# written by save_checkpoint itself; anything else already in the folder is carried over
+OWN_FILES = (CONFIG, WEIGHTS, HISTORY, TRAINING_STATE, TRAINING_META)
 
 
 def variant_name(model) -> str:
@@ -41,64 +42,57 @@ def variant_name(model) -> str:
     return name
 
 
+def info_to_dict(info) -> dict:
+    """The model's :class:`~vaelab.models.base.ModelInfo` as JSON (tuples become lists)."""
+    return dataclasses.asdict(info)
+
+
 def save_checkpoint(model, out_dir: str | os.PathLike, *, dataset: str | None = None,
                     seed: int | None = None, history: list | dict | None = None,
-                    extra: dict[str, Any] | None = None, extra_files: dict[str, Any] | None = None) -> Path:
+                    extra: dict[str, Any] | None = None, extra_files: dict[str, Any] | None = None,
+                    training_state: tuple[dict, dict[str, torch.Tensor]] | None = None) -> Path:
     """Write ``model`` to the folder ``out_dir`` atomically; returns the folder.
 
     Files already in an existing checkpoint folder that this call does not write (metrics,
-    cached artifacts) are carried over. ``extra_files`` maps file names to JSON-able objects.
+    cached artifacts, a prior) are carried over. ``extra`` adds keys to config.json (the zoo's
+    ``purpose``); ``extra_files`` maps file names to JSON-able objects; ``training_state`` is
+    ``(meta, tensors)`` from the trainer, for exact resume.
     """
-    from vaelab.version import __version__
-
     out = Path(out_dir)
     with atomic_folder(out) as tmp:
-        if out.is_dir():  # keep what evaluation and priors stored beside the weights
-            for f in out.iterdir():
-                if f.name in (CONFIG, WEIGHTS, HISTORY):
-                    continue
-                if f.is_file():
-                    shutil.copy2(f, tmp / f.name)
-                elif f.is_dir():
-                    shutil.copytree(f, tmp / f.name)
+        copy_contents(out, tmp, skip=OWN_FILES)
+        previous = read_json(out, CONFIG, {}) if out.is_dir() else {}
         meta = {
             "format": FORMAT_VERSION,
             "variant": variant_name(model),
             "config": config_to_dict(model.config),
+            "info": info_to_dict(model.info),
             "dataset": dataset,
             "seed": seed,
             "vaelab_version": __version__,
+            **({"purpose": previous["purpose"]} if "purpose" in previous else {}),
             **(extra or {}),
         }
-        (tmp / CONFIG).write_text(json.dumps(meta, indent=2))
+        write_json(tmp / CONFIG, meta)
         write_weights(model, tmp / WEIGHTS)
         if history is not None:
-            (tmp / HISTORY).write_text(json.dumps(history, indent=2))
+            write_json(tmp / HISTORY, history)
+        if training_state is not None:
+            state_meta, tensors = training_state
+            write_json(tmp / TRAINING_META, state_meta)
+            save_file({k: t.detach().cpu().contiguous() for k, t in tensors.items()}, str(tmp / TRAINING_STATE))
         for name, obj in (extra_files or {}).items():
-            (tmp / name).write_text(json.dumps(obj, indent=2))
+            write_json(tmp / name, obj)
     return out
 
 
-@contextmanager
-def atomic_folder(out: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder beside ``out``; when the block succeeds it replaces ``out`` by
-    rename, when it fails it is removed and ``out`` is untouched."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        yield tmp
-        _swap_in(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def write_weights(module, path: str | os.PathLike) -> None:
-    """safetensors of ``module``'s state (written in eval mode, its mode restored)."""
-    was_training = module.training
-    save_model(module.eval(), str(path))
-    module.train(was_training)
+def read_training_state(folder: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]] | None:
+    """``(meta, tensors)`` saved for exact resume, or None for a checkpoint without them."""
+    folder = Path(folder)
+    meta = read_json(folder, TRAINING_META)
+    if meta is None or not (folder / TRAINING_STATE).is_file():
+        return None
+    return meta, load_file(str(folder / TRAINING_STATE))
 
 
 def compact_weights(folder: str | os.PathLike) -> bool:
@@ -107,8 +101,6 @@ def compact_weights(folder: str | os.PathLike) -> bool:
     ``"weights_dtype": "float16"`` in config.json; returns False when there was nothing to convert.
     Evaluate after compacting: the metrics should describe the weights that ship. A code prior
     keyed to the old weights' hash would no longer attach, so compact before training one."""
-    from safetensors.torch import load_file, save_file
-
     folder = Path(folder)
     state = load_file(str(folder / WEIGHTS))
     if not any(t.dtype == torch.float32 for t in state.values()):
@@ -118,58 +110,40 @@ def compact_weights(folder: str | os.PathLike) -> bool:
     with atomic_folder(folder) as tmp:  # the whole folder is swapped in, never half-written
         shutil.copytree(folder, tmp, dirs_exist_ok=True)
         save_file(half, str(tmp / WEIGHTS))
-        (tmp / CONFIG).write_text(json.dumps(meta, indent=2))
+        write_json(tmp / CONFIG, meta)
     return True
 
 
-def _swap_in(tmp: Path, out: Path) -> None:
-    """Replace ``out`` by ``tmp`` with renames; the old folder is removed only afterwards."""
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def read_config(folder: str | os.PathLike) -> dict:
-    folder = Path(folder)
-    path = folder / CONFIG
-    if not path.is_file():
-        raise CheckpointError(f"{folder} is not a vaelab checkpoint: it has no {CONFIG}. "
-                              "A checkpoint folder holds config.json and model.safetensors.")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"{path} is not valid JSON ({error})") from error
+    return read_folder_config(folder, "vaelab checkpoint")
 
 
-def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu"):
-    """Rebuild the model saved in ``folder`` (in eval mode); needs only the folder. A code prior
-    saved in ``folder/prior/`` (:mod:`vaelab.prior`) is attached to the model."""
-    folder = Path(folder)
-    meta = read_config(folder)
+def build_model(meta: dict, folder: str | os.PathLike = "?"):
+    """A fresh model (random weights) from a checkpoint's config.json contents."""
     try:
         entry = get_entry(meta["variant"])
     except KeyError as error:
         raise CheckpointError(f"{folder}: {error.args[0]}") from None
-    config = config_from_dict(entry.config_cls, meta.get("config", {}))
-    model = entry.model_cls(config)
+    model = entry.model_cls(config_from_dict(entry.config_cls, meta.get("config", {})))
     model.variant = entry.name
-    weights = folder / WEIGHTS
-    if not weights.is_file():
-        raise CheckpointError(f"{folder} has a config but no {WEIGHTS}")
-    try:
-        missing, unexpected = load_model(model, str(weights), strict=True, device=str(device))
-    except Exception as error:
-        raise CheckpointError(f"{weights} does not match a {entry.name} model with this config: {error}") from error
-    from vaelab.prior import attach_if_present  # here, not at the top: prior imports this module
+    return model
 
-    attach_if_present(model, folder, device)  # a code prior in folder/prior/, when there is one
+
+def read_info(folder: str | os.PathLike) -> dict:
+    """What the checkpoint's model is (``ModelInfo`` as a dict). Read from config.json; a folder
+    written before config.json carried it is answered by building the model from its config."""
+    meta = read_config(folder)
+    if "info" in meta:
+        return meta["info"]
+    return info_to_dict(build_model(meta, folder).info)
+
+
+def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu"):
+    """Rebuild the model saved in ``folder`` (in eval mode); needs only the folder. Extras saved
+    beside the weights (a code prior in ``folder/prior/``) are attached by the model's
+    ``attach_extras`` hook."""
+    folder = Path(folder)
+    model = build_model(read_config(folder), folder)
+    load_weights(model, folder, device, upgrade=model.upgrade_state_dict)
+    model.attach_extras(folder, device)
     return model.to(device).eval()
-
-
-def read_json(folder: str | os.PathLike, name: str, default=None):
-    path = Path(folder) / name
-    return json.loads(path.read_text()) if path.is_file() else default

@@ -17,7 +17,6 @@ shipped MNIST classifier lives in ``checkpoints/classifier/``.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -26,10 +25,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_model
 from torch import nn
 
-from vaelab.checkpoint import CONFIG, METRICS, WEIGHTS, CheckpointError, atomic_folder, write_weights
+from vaelab.folders import (CONFIG, METRICS, WEIGHTS, CheckpointError, atomic_folder, load_weights,
+                            read_folder_config, read_json, write_json, write_weights)
 from vaelab.nn.backbones import conv_grid
 from vaelab.registry import config_from_dict
 
@@ -184,15 +183,14 @@ def train_classifier(data, epochs: int = 5, *, batch_size: int = 128, lr: float 
 
 def save_classifier(model: Classifier, out: str | os.PathLike) -> Path:
     """Write ``model`` to the folder ``out`` (config.json, model.safetensors, metrics.json),
-    atomically like :func:`vaelab.checkpoint.save_checkpoint`."""
+    atomically like a model checkpoint (:func:`vaelab.folders.atomic_folder`)."""
     from vaelab.version import __version__
 
     out = Path(out)
     with atomic_folder(out) as tmp:
-        meta = {"kind": KIND, "config": asdict(model.config), "vaelab_version": __version__}
-        (tmp / CONFIG).write_text(json.dumps(meta, indent=2))
+        write_json(tmp / CONFIG, {"kind": KIND, "config": asdict(model.config), "vaelab_version": __version__})
         write_weights(model, tmp / WEIGHTS)
-        (tmp / METRICS).write_text(json.dumps(model.metrics, indent=2))
+        write_json(tmp / METRICS, model.metrics)
     return out
 
 
@@ -200,18 +198,11 @@ def load_classifier(folder: str | os.PathLike, device: str | torch.device = "cpu
     """The classifier saved in ``folder``, in eval mode with its parameters frozen (so losses
     built on its features never train it); ``.metrics`` holds what metrics.json says."""
     folder = Path(folder)
-    path = folder / CONFIG
-    if not path.is_file():
-        raise CheckpointError(f"{folder} is not a classifier folder: it has no {CONFIG}")
-    meta = json.loads(path.read_text())
+    meta = read_folder_config(folder, "classifier")
     if meta.get("kind") != KIND:
         raise CheckpointError(f"{folder} holds a {meta.get('kind') or meta.get('variant')!r}, not a classifier")
     model = Classifier(config_from_dict(ClassifierConfig, meta["config"]))
-    try:
-        load_model(model, str(folder / WEIGHTS), strict=True, device=str(device))
-    except Exception as error:
-        raise CheckpointError(f"{folder / WEIGHTS} does not match its config: {error}") from error
-    metrics = folder / METRICS
-    model.metrics = json.loads(metrics.read_text()) if metrics.is_file() else {}
+    load_weights(model, folder, device)
+    model.metrics = read_json(folder, METRICS, {})
     model.requires_grad_(False)
     return model.to(device).eval()

@@ -1,13 +1,19 @@
-"""``python -m vaelab eval CHECKPOINT``: every metric that applies to the model, written to the
-checkpoint's ``metrics.json``, plus the cached artifacts the app draws from without a dataset.
+"""``python -m vaelab eval CHECKPOINT``: every metric that applies to the model; with ``write``
+(``eval --write``) also stored in the checkpoint's ``metrics.json``, beside the cached artifacts
+the app draws from without a dataset. Scoring alone never touches the folder, so trying ``eval``
+on a shipped checkpoint cannot overwrite the numbers it ships with.
 
 Sections are a table of ``(name, applies(info), compute(ctx))``; a section that does not apply
 to a model (IWAE for a deterministic autoencoder, codebook health for a continuous latent) is
-skipped, so no section knows a class name.
+skipped, so no section knows a class name. Each section reports its time when done, and the long
+loops inside them (encoding, the IWAE bound, projections, sampling) show a progress bar.
 
-Artifacts (``artifacts.safetensors``, no pickle): 2-D test-set coordinates for the model and for
-PCA (and UMAP) of the pixels, the labels, the test indices they belong to, the posterior
-means/codes of the test set where small, codebook usage counts and per-dimension KL.
+The defaults keep one MNIST model to a few minutes on two CPU cores; :class:`EvalSettings` says
+which numbers are computed on a subset and how to get the full-set ones.
+
+Artifacts (``artifacts.safetensors``, format in :mod:`vaelab.artifacts`): 2-D test-set coordinates
+for the model and for PCA (and UMAP) of the pixels, the labels, the test indices they belong to,
+the posterior means/codes of the test set where small, codebook usage counts and per-dimension KL.
 """
 
 from __future__ import annotations
@@ -23,17 +29,17 @@ import numpy as np
 import torch
 
 from vaelab import metrics
+from vaelab.artifacts import ARTIFACTS, save_artifacts  # noqa: F401  (ARTIFACTS re-exported: the file's name)
 from vaelab.checkpoint import METRICS, load_checkpoint, read_config, read_json
 from vaelab.data import Dataset, load_dataset
+from vaelab.losses import gaussian_kl
 from vaelab.models.base import ModelInfo
-
-ARTIFACTS = "artifacts.safetensors"
 
 
 @dataclass(frozen=True)
 class EvalSettings:
     iw_samples: int = 1000  # k of the importance-weighted bound (Burda et al. use 5000; >= 1000 compares)
-    iw_images: int | None = None  # test images scored by the IWAE bound (None = all)
+    iw_images: int | None = 1000  # first test images scored by the IWAE bound (None = all: ~10x the time)
     n_train: int = 10000  # train images used to fit k-NN, PCA and UMAP of embeddings
     n_trust: int = 2000  # test images used for trustworthiness (O(n²) memory)
     knn_k: int = 5  # neighbours for k-NN accuracy and trustworthiness
@@ -52,14 +58,21 @@ class Context:
     settings: EvalSettings
     binarized: bool
     step: int = 0  # optimisation steps the checkpoint was trained for: loss schedules (warm-up, τ) as at its end
+    bars: bool = False  # show tqdm progress bars inside long sections
     cache: dict = field(default_factory=dict)
 
-    def encode(self, x: torch.Tensor, y: torch.Tensor | None):
+    def bar(self, iterable=None, desc: str = "", total: int | None = None, unit: str = "batch"):
+        """A transient tqdm bar (gone when done: the section's timing line replaces it)."""
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, desc=f"  {desc}", total=total, unit=unit, leave=False, disable=not self.bars)
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None, which: str):
         """Latents of ``x`` in batches: flat vectors, means, log-variances, indices per level."""
         flats, means, logvars, indices = [], [], [], []
         bs = self.settings.batch_size
         with torch.no_grad():
-            for i in range(0, len(x), bs):
+            for i in self.bar(range(0, len(x), bs), f"encoding the {which} images"):
                 lat = self.model.encode(x[i:i + bs], None if y is None else y[i:i + bs])
                 flats.append(lat.flat())
                 if lat.mean is not None and not isinstance(lat.mean, tuple):
@@ -78,14 +91,14 @@ class Context:
     @property
     def test_latent(self):
         if "test" not in self.cache:
-            self.cache["test"] = self.encode(self.test_x, self.data.test_y)
+            self.cache["test"] = self.encode(self.test_x, self.data.test_y, "test")
         return self.cache["test"]
 
     @property
     def train_latent(self):
         if "train" not in self.cache:
             n = self.settings.n_train
-            self.cache["train"] = self.encode(self.data.train_x[:n], self.data.train_y[:n])
+            self.cache["train"] = self.encode(self.data.train_x[:n], self.data.train_y[:n], "train")
         return self.cache["train"]
 
     def reconstructions(self) -> torch.Tensor:
@@ -94,7 +107,7 @@ class Context:
             with torch.no_grad():
                 self.cache["recon"] = torch.cat([
                     self.model.reconstruct(self.test_x[i:i + bs], self.data.test_y[i:i + bs])
-                    for i in range(0, len(self.test_x), bs)])
+                    for i in self.bar(range(0, len(self.test_x), bs), "reconstructing the test images")])
         return self.cache["recon"]
 
 
@@ -155,12 +168,14 @@ def likelihood(ctx: Context) -> dict:
     torch.manual_seed(s.seed)
     nll, elbo = [], []
     chunk = max(1, 20000 // max(1, s.iw_samples))  # images per call keep k·B decoder passes bounded
-    with torch.no_grad():
+    with torch.no_grad(), ctx.bar(desc=f"IWAE bound, k={s.iw_samples}", total=len(x), unit="img") as bar:
         for i in range(0, len(x), chunk):
+            # (k, B) log-weights, drawn 500 samples at a time
             w = torch.cat([ctx.model.log_importance_weights(x[i:i + chunk], y[i:i + chunk], k=min(500, s.iw_samples - j))
                            for j in range(0, s.iw_samples, 500)])
             nll.append(metrics.iwae_nll(w))
             elbo.append(-w.mean(0))
+            bar.update(w.shape[1])
     return {"iwae_nll": float(torch.cat(nll).mean()), "neg_elbo_mc": float(torch.cat(elbo).mean()),
             "iw_samples": s.iw_samples, "images": len(x),
             "binarization": "stochastic, fixed seed" if ctx.binarized else "none (grey levels)"}
@@ -171,7 +186,7 @@ def posterior(ctx: Context) -> dict:
     lat = ctx.test_latent
     if "mean" not in lat:
         return {"skipped": "posterior means per level are not a single tensor"}
-    kl = 0.5 * (lat["mean"].pow(2) + lat["logvar"].exp() - 1 - lat["logvar"]).mean(0)
+    kl = gaussian_kl(lat["mean"], lat["logvar"]).mean(0)  # (D,): mean over test images
     count, var = metrics.active_units(lat["mean"])
     order = torch.argsort(kl, descending=True)
     return {"kl_per_dim": kl.tolist(), "active_units": count, "latent_dims": len(kl),
@@ -195,19 +210,26 @@ def embedding(ctx: Context) -> dict:
     tr_lat, te_lat = ctx.train_latent["flat"].numpy(), ctx.test_latent["flat"].numpy()
     px_tr = ctx.data.train_x[:s.n_train].flatten(1).numpy()
     px_te = ctx.data.test_x.flatten(1).numpy()
-    coords = {"model": pca_2d(tr_lat, te_lat), "pca": pca_2d(px_tr, px_te)}
+    # name -> (project, train features, test features); each map is projected, then scored
+    maps = {"model": (pca_2d, tr_lat, te_lat), "pca": (pca_2d, px_tr, px_te)}
     if s.umap:
-        coords["umap"] = umap_2d(px_tr, px_te)
+        maps["umap"] = (umap_2d, px_tr, px_te)
         if 2 < tr_lat.shape[1] <= s.umap_latent_max_dims:
-            coords["model_umap"] = umap_2d(tr_lat, te_lat)
+            maps["model_umap"] = (umap_2d, tr_lat, te_lat)
     trust_idx = slice(0, s.n_trust)
     out = {"knn_k": s.knn_k, "n_train": len(ytr), "n_test": len(yte), "n_trust": min(s.n_trust, len(yte)),
            "model_projection": "latent itself" if tr_lat.shape[1] == 2 else "PCA of the latent",
            "knn_latent_full": metrics.knn_accuracy(tr_lat, ytr, te_lat, yte, s.knn_k)}
-    for name, (tr, te) in coords.items():
-        out[f"knn_{name}"] = metrics.knn_accuracy(tr, ytr, te, yte, s.knn_k)
-        out[f"trust_{name}"] = metrics.trustworthiness(px_te[trust_idx], te[trust_idx], s.knn_k)
-    ctx.cache["coords"] = {name: te for name, (tr, te) in coords.items()}
+    coords = {}
+    with ctx.bar(desc="2-D maps", total=len(maps), unit="map") as bar:
+        for name, (project, train, test) in maps.items():
+            bar.set_postfix_str(name)
+            tr, te = project(train, test)  # (n_train, 2), (n_test, 2)
+            out[f"knn_{name}"] = metrics.knn_accuracy(tr, ytr, te, yte, s.knn_k)
+            out[f"trust_{name}"] = metrics.trustworthiness(px_te[trust_idx], te[trust_idx], s.knn_k)
+            coords[name] = te
+            bar.update()
+    ctx.cache["coords"] = coords
     return out
 
 
@@ -235,7 +257,7 @@ def classifier_metrics(ctx: Context) -> dict:
         y = ctx.data.test_y[:n] if ctx.info.conditional else None
         with torch.no_grad():
             samples = torch.cat([ctx.model.sample(min(500, n - i), None if y is None else y[i:i + 500])
-                                 for i in range(0, n, 500)]).clamp(0, 1)
+                                 for i in ctx.bar(range(0, n, 500), f"sampling {n} images")]).clamp(0, 1)
         out["frechet_distance_samples"] = metrics.frechet_distance(
             clf.features(samples).numpy(), clf.features(ctx.data.test_x[:n]).numpy())
         out["frechet_samples"] = n
@@ -244,31 +266,8 @@ def classifier_metrics(ctx: Context) -> dict:
 
 # --- driver ----------------------------------------------------------------------------------
 
-# Cached display data is stored compactly: coordinates and latents in float16 (they are drawn or
-# decoded for display, never scored), labels in uint8, indices in int32.
-STORAGE_DTYPES = {"coords_": np.float16, "latent_test": np.float16, "test_labels": np.uint8,
-                  "test_index": np.int32}
-
-
-def compact(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    out = {}
-    for name, a in arrays.items():
-        dtype = next((d for prefix, d in STORAGE_DTYPES.items() if name.startswith(prefix)), None)
-        out[name] = np.ascontiguousarray(a.astype(dtype) if dtype is not None else a)
-    return out
-
-
-def compact_artifacts(folder: str | Path) -> None:
-    """Rewrite an existing ``artifacts.safetensors`` with :data:`STORAGE_DTYPES` (no recomputation)."""
-    from safetensors.numpy import load_file, save_file
-
-    path = Path(folder) / ARTIFACTS
-    tmp = path.with_name(f".{ARTIFACTS}.tmp")
-    save_file(compact(load_file(str(path))), str(tmp))
-    tmp.replace(path)
-
-
 def artifacts(ctx: Context, results: dict) -> dict[str, np.ndarray]:
+    """The arrays the app draws from, at full precision (:func:`save_artifacts` compacts them)."""
     arrays = {"test_labels": ctx.data.test_y.numpy(), "test_index": np.arange(len(ctx.data.test_y))}
     for name, te in ctx.cache.get("coords", {}).items():
         arrays[f"coords_{name}"] = np.asarray(te)
@@ -281,14 +280,17 @@ def artifacts(ctx: Context, results: dict) -> dict[str, np.ndarray]:
             arrays[f"usage_level{i}"] = metrics.codebook_usage(idx, ctx.info.codebook_size).numpy()
     if "posterior" in results and "kl_per_dim" in results["posterior"]:
         arrays["kl_per_dim"] = np.asarray(results["posterior"]["kl_per_dim"], dtype=np.float32)
-    return compact(arrays)
+    return arrays
 
 
 def evaluate(folder: str | Path, data: Dataset | None = None, settings: EvalSettings | None = None,
-             write: bool = True, progress: Callable[[str], None] | None = print) -> dict:
-    """Compute every applicable section for the checkpoint in ``folder``; write metrics and artifacts."""
-    from safetensors.numpy import save_file
+             write: bool = False, progress: Callable[[str], None] | None = print) -> dict:
+    """Compute every applicable section for the checkpoint in ``folder`` and return the results.
 
+    ``write``: also store them in ``folder/metrics.json`` and the app's cached arrays in
+    ``folder/artifacts.safetensors`` (both replaced). ``progress``: called with one line per
+    finished section and its time; ``None`` is silent and shows no progress bars either.
+    """
     settings = settings or EvalSettings()
     folder = Path(folder)
     meta = read_config(folder)
@@ -301,7 +303,8 @@ def evaluate(folder: str | Path, data: Dataset | None = None, settings: EvalSett
     if binarized:
         test_x = torch.bernoulli(test_x, generator=torch.Generator().manual_seed(settings.seed))
     epochs = history.get("epochs") or [{}]
-    ctx = Context(model, model.info, data, test_x, settings, binarized, step=epochs[-1].get("step", 0))
+    ctx = Context(model, model.info, data, test_x, settings, binarized, step=epochs[-1].get("step", 0),
+                  bars=progress is not None)
     results: dict = {"variant": meta["variant"], "dataset": data.name, "test_images": len(test_x),
                      "binarized_test_set": binarized, "settings": settings.__dict__}
     timings = {}
@@ -309,16 +312,14 @@ def evaluate(folder: str | Path, data: Dataset | None = None, settings: EvalSett
         if not applies(ctx.info):
             continue
         start = time.perf_counter()
-        if progress:
-            progress(f"  {name} ...")
         results[name] = compute(ctx)
         timings[name] = round(time.perf_counter() - start, 3)
+        if progress:
+            progress(f"  {name:<15} {timings[name]:7.1f}s")
     results["seconds"] = timings
     if write:
         (folder / METRICS).write_text(json.dumps(_finite(results), indent=2))
-        tmp = folder / f".{ARTIFACTS}.tmp"
-        save_file(artifacts(ctx, results), str(tmp))
-        tmp.replace(folder / ARTIFACTS)
+        save_artifacts(folder, artifacts(ctx, results))
     return results
 
 

@@ -164,22 +164,9 @@ def clear_caches() -> None:
         _PCA.clear()
 
 
-def widen(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Artifacts are stored compactly (float16, uint8); plots and models want float32 / int64."""
-    out = {}
-    for name, a in arrays.items():
-        if a.dtype == np.float16:
-            a = a.astype(np.float32)
-        elif a.dtype.kind in "iu" and a.dtype.itemsize < 8 and not name.startswith("indices_"):
-            a = a.astype(np.int64)
-        out[name] = a
-    return out
-
-
 def load(name: str) -> Loaded:
     """The checkpoint ``name`` with its metrics and artifacts, loaded once per process."""
-    from safetensors.numpy import load_file
-
+    from vaelab.artifacts import load_artifacts
     from vaelab.checkpoint import load_checkpoint
 
     key = (str(checkpoints_dir()), name)
@@ -193,7 +180,7 @@ def load(name: str) -> Loaded:
             for p in model.parameters():
                 p.requires_grad_(False)
             _MODELS[key] = Loaded(c, model, json.loads((c.folder / "metrics.json").read_text()),
-                                  widen(load_file(str(c.folder / "artifacts.safetensors"))))
+                                  load_artifacts(c.folder))
         return _MODELS[key]
 
 

@@ -163,7 +163,7 @@ def run(only: list[str] | None = None, resume: bool = False, evaluate_after: boo
             status["prior_test_nats_per_map"] = prior_history["epochs"][-1]["val"]["total"]
         if evaluate_after and not (resume and "skipped" in status and (out / "metrics.json").is_file()):
             from vaelab.evaluate import EvalSettings
-            evaluate(out, data, EvalSettings(**ZOO_EVAL))
+            evaluate(out, data, EvalSettings(**ZOO_EVAL), write=True)
         log = read_json(CHECKPOINTS, "zoo.json", {}) or {}  # another zoo process may have written it
         if "skipped" not in status:
             log[recipe.name] = {**status, "variant": recipe.variant, "dataset": recipe.dataset,

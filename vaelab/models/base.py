@@ -177,6 +177,16 @@ class AutoEncoder(nn.Module):
         return losses.reconstruction_nll(params, x, self.config.likelihood,
                                          self.config.gaussian_sigma)
 
+    # --- checkpoint hooks -----------------------------------------------------------------
+    def attach_extras(self, folder, device: str | torch.device = "cpu") -> None:
+        """Called by :func:`vaelab.checkpoint.load_checkpoint` after the weights are loaded:
+        attach what is saved beside them (a discrete model's code prior). Default: nothing."""
+
+    def upgrade_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Rename keys of a state dict written by an older vaelab to this version's names (the
+        loader calls it on every checkpoint's weights). Default: unchanged."""
+        return state
+
     # --- training hooks -------------------------------------------------------------------
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters per optimiser; the trainer steps each group on its own objective."""

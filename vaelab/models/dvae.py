@@ -27,7 +27,7 @@ from vaelab import losses, schedules
 from vaelab.models.base import AutoEncoder, BaseConfig, Latent, LossOutput, ModelInfo
 from vaelab.nn.backbones import ConvTrunk, ConvTrunkDecoder, Decoder, Encoder, activation, conv_grid
 from vaelab.nn.gumbel import GumbelSoftmax, categorical_sample, code_perplexity, one_hot
-from vaelab.prior import CodePriorMixin
+from vaelab.models.code_prior import CodePriorMixin
 from vaelab.registry import register
 
 EVAL_SEED = 0  # seed of the categorical samples the loss draws in eval mode
@@ -135,7 +135,7 @@ class GumbelAutoEncoder(CodePriorMixin, AutoEncoder):
 
     def fixed_prior_indices(self, n: int, generator=None) -> torch.Tensor:
         """Codes from the uniform prior, one category per variable / grid cell; ``sample``
-        (:class:`vaelab.prior.CodePriorMixin`) decodes them, or a learned prior's when attached."""
+        (:class:`vaelab.models.code_prior.CodePriorMixin`) decodes them, or a learned prior's when attached."""
         indices = torch.randint(0, self.config.codebook_size, (n, *self.index_shape),
                                 generator=generator)
         return indices.to(next(self.parameters()).device)

@@ -29,7 +29,7 @@ from torch import nn
 from vaelab.models.base import AutoEncoder, BaseConfig, Latent, LossOutput, ModelInfo
 from vaelab.nn.backbones import ConvTrunk, ConvTrunkDecoder, ResidualStack, activation, conv_grid
 from vaelab.nn.quantize import QuantizerConfig, QuantizerOutput, VectorQuantizer
-from vaelab.prior import CodePriorMixin
+from vaelab.models.code_prior import CodePriorMixin
 from vaelab.registry import register
 
 
