@@ -8,6 +8,7 @@ from torch.distributions import Normal, kl_divergence
 
 import vaelab
 from vaelab import losses
+from vaelab.distributions import DiagonalGaussian
 from vaelab.models.hvae import hierarchical_kl
 from vaelab.nn.discriminators import ImageDiscriminator, PatchDiscriminator
 
@@ -26,7 +27,8 @@ def test_hierarchical_kl_terms_match_torch_distributions():
     z1 = mean1 + torch.exp(0.5 * logvar1) * fixed((b, d1), 3)
     prior_mean1, prior_logvar1 = fixed((b, d1), 4), fixed((b, d1), 5, 0.5)
     mean2, logvar2 = fixed((b, d2), 6), fixed((b, d2), 7, 0.5)
-    kl_1, kl_2 = hierarchical_kl(z1, mean1, logvar1, prior_mean1, prior_logvar1, mean2, logvar2)
+    kl_1, kl_2 = hierarchical_kl(z1, DiagonalGaussian(mean1, logvar1),
+                                 DiagonalGaussian(prior_mean1, prior_logvar1), DiagonalGaussian(mean2, logvar2))
     assert kl_1.shape == kl_2.shape == (b,)
 
     q1 = Normal(mean1, torch.exp(0.5 * logvar1))

@@ -12,6 +12,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from vaelab.distributions import DiagonalGaussian
+
 LIKELIHOODS = ("bernoulli", "gaussian", "mse")
 
 
@@ -28,9 +30,9 @@ def reconstruction_nll(params: torch.Tensor, x: torch.Tensor, likelihood: str,
     dims = tuple(range(1, x.dim()))
     if likelihood == "bernoulli":
         return F.binary_cross_entropy_with_logits(params, x, reduction="none").sum(dims)
-    if likelihood == "gaussian":
-        per_pixel = 0.5 * ((x - params) / sigma) ** 2 + math.log(sigma) + 0.5 * math.log(2 * math.pi)
-        return per_pixel.sum(dims)
+    if likelihood == "gaussian":  # N(x; params, σ²) per pixel, log σ² = 2 log σ
+        logvar = torch.full_like(params, 2 * math.log(sigma))
+        return DiagonalGaussian(params, logvar).nll(x).sum(dims)
     if likelihood == "mse":
         return ((x - params) ** 2).sum(dims)
     raise ValueError(f"unknown likelihood {likelihood!r}; choose one of {LIKELIHOODS}")
@@ -42,11 +44,10 @@ def params_to_image(params: torch.Tensor, likelihood: str) -> torch.Tensor:
 
 
 def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, exp(logvar)) || N(0, I)) per latent unit, closed form (Kingma & Welling, B).
-
-    Same shape as ``mean``; sum over units for the per-image KL.
-    """
-    return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar)
+    """KL(N(mean, exp(logvar)) || N(0, I)) per latent unit, closed form (Kingma & Welling, B),
+    from :class:`~vaelab.distributions.DiagonalGaussian`. Same shape as ``mean``; sum over units
+    for the per-image KL."""
+    return DiagonalGaussian(mean, logvar).kl()
 
 
 def sum_per_image(t: torch.Tensor) -> torch.Tensor:

@@ -21,22 +21,19 @@ so ``kl_1 + kl_2`` is an unbiased estimate of ``KL(q(z₁, z₂|x) || p(z₁, z�
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from vaelab import losses
 from vaelab.models.base import Latent, LossOutput, ModelInfo
-from vaelab.models.vae import VAE, VAEConfig, reparameterize
+from vaelab.distributions import DiagonalGaussian
+from vaelab.models.vae import VAE, VAEConfig, gaussian_from
 from vaelab.nn.backbones import mlp
 from vaelab.registry import register
 
 TINY = {"image_shape": (1, 8, 8), "hidden": (16,), "channels": (4, 8), "latent_dim": 4,
         "top_latent_dim": 2, "level_hidden": (8,)}
-
-LOG_2PI = math.log(2 * math.pi)
-
 
 @dataclass(frozen=True)
 class HVAEConfig(VAEConfig):
@@ -45,30 +42,16 @@ class HVAEConfig(VAEConfig):
     level_hidden: tuple[int, ...] = (256,)  # MLP widths of q(z₂|z₁) and of p(z₁|z₂)
 
 
-def gaussian_log_density(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """``log N(z; mean, exp(logvar))`` per unit, same shape as ``z``."""
-    return -0.5 * (LOG_2PI + logvar + (z - mean).pow(2) / logvar.exp())
-
-
-def hierarchical_kl(z1: torch.Tensor, mean1: torch.Tensor, logvar1: torch.Tensor,
-                    prior_mean1: torch.Tensor, prior_logvar1: torch.Tensor,
-                    mean2: torch.Tensor, logvar2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def hierarchical_kl(z1: torch.Tensor, q1: DiagonalGaussian, p1: DiagonalGaussian,
+                    q2: DiagonalGaussian) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image ``(kl_1, kl_2)``, each ``(B,)``, for the two-level model (see module docstring).
 
-    ``z1``, ``mean1``, ``logvar1``: the sample and parameters of ``q(z₁|x)``, ``(B, d₁)``;
-    ``prior_mean1``, ``prior_logvar1``: ``p(z₁|z₂)`` at the sampled z₂, ``(B, d₁)``;
-    ``mean2``, ``logvar2``: ``q(z₂|z₁)`` at the sampled z₁, ``(B, d₂)``.
+    ``z1`` ``(B, d₁)``: the sample of ``q1 = q(z₁|x)``; ``p1 = p(z₁|z₂)`` at the sampled z₂;
+    ``q2 = q(z₂|z₁)`` at the sampled z₁, ``(B, d₂)``.
     """
-    kl_1 = (gaussian_log_density(z1, mean1, logvar1)
-            - gaussian_log_density(z1, prior_mean1, prior_logvar1)).sum(1)
-    kl_2 = losses.gaussian_kl(mean2, logvar2).sum(1)
+    kl_1 = (q1.log_prob(z1) - p1.log_prob(z1)).sum(1)
+    kl_2 = q2.kl().sum(1)
     return kl_1, kl_2
-
-
-def _split(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(B, 2D) -> (B, D), (B, D)`` mean and log-variance, the latter clamped like the VAE's."""
-    mean, logvar = params.chunk(2, dim=1)
-    return mean, logvar.clamp(-30.0, 20.0)
 
 
 @register("hvae", HVAEConfig, family="hierarchical", tiny=TINY,
@@ -90,19 +73,19 @@ class HierarchicalVAE(VAE):
                          latent_shapes=((c.latent_dim,), (c.top_latent_dim,)), can_sample=True,
                          likelihood=c.likelihood)
 
-    def posterior_top(self, z1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``q(z₂|z₁)``'s mean and log-variance, each ``(B, d₂)``."""
-        return _split(self.up(z1))
+    def posterior_top(self, z1: torch.Tensor) -> DiagonalGaussian:
+        """``q(z₂|z₁)``, mean and log-variance ``(B, d₂)`` each."""
+        return gaussian_from(self.up(z1))
 
-    def prior_bottom(self, z2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``p(z₁|z₂)``'s mean and log-variance, each ``(B, d₁)``."""
-        return _split(self.prior1(z2))
+    def prior_bottom(self, z2: torch.Tensor) -> DiagonalGaussian:
+        """``p(z₁|z₂)``, mean and log-variance ``(B, d₁)`` each."""
+        return gaussian_from(self.prior1(z2))
 
     def encode(self, x: torch.Tensor, y=None) -> Latent:
         """Posterior means level by level: ``z = (μ₁(x), μ₂(μ₁(x)))``, top level last."""
-        mean1, logvar1 = self.posterior(x)
-        mean2, logvar2 = self.posterior_top(mean1)
-        return Latent(z=(mean1, mean2), mean=(mean1, mean2), logvar=(logvar1, logvar2))
+        q1 = self.posterior(x)
+        q2 = self.posterior_top(q1.mode())
+        return Latent(z=(q1.mode(), q2.mode()), mean=(q1.mean, q2.mean), logvar=(q1.logvar, q2.logvar))
 
     def decode_params(self, z, y=None) -> torch.Tensor:
         """``z`` is the tuple ``(z₁, z₂)`` that :meth:`encode` gives (or z₁ alone); the image
@@ -112,13 +95,12 @@ class HierarchicalVAE(VAE):
         return self.decoder(z1)
 
     def loss(self, x: torch.Tensor, y=None, step: int = 0) -> LossOutput:
-        mean1, logvar1 = self.posterior(x)  # (B, d₁) each
-        z1 = reparameterize(mean1, logvar1)
-        mean2, logvar2 = self.posterior_top(z1)  # (B, d₂) each
-        z2 = reparameterize(mean2, logvar2)
-        prior_mean1, prior_logvar1 = self.prior_bottom(z2)  # (B, d₁) each
+        q1 = self.posterior(x)  # (B, d₁)
+        z1 = q1.sample()
+        q2 = self.posterior_top(z1)  # (B, d₂)
+        z2 = q2.sample()
         recon = self.recon_nll(self.decoder(z1), x)  # (B,)
-        kl_1, kl_2 = hierarchical_kl(z1, mean1, logvar1, prior_mean1, prior_logvar1, mean2, logvar2)
+        kl_1, kl_2 = hierarchical_kl(z1, q1, self.prior_bottom(z2), q2)
         beta = self.kl_weight(step)
         terms = losses.elbo_terms(recon, kl_1 + kl_2, beta)
         terms["kl_1"] = kl_1.mean()
@@ -131,18 +113,16 @@ class HierarchicalVAE(VAE):
         """``log p(x|z₁) + log p(z₁|z₂) + log N(z₂; 0, I) − log q(z₁|x) − log q(z₂|z₁)`` for ``k``
         samples ``(z₁, z₂) ~ q``, shape ``(k, B)``. The VAE's one-level version would score z₁
         under N(0, I) instead of the learned ``p(z₁|z₂)``, so this model needs its own."""
-        mean1, logvar1 = self.posterior(x)  # (B, d₁)
-        z1 = reparameterize(mean1.expand(k, *mean1.shape), logvar1.expand(k, *logvar1.shape))  # (k, B, d₁)
+        q1 = self.posterior(x)  # (B, d₁)
+        z1 = q1.sample(sample_shape=(k,))  # (k, B, d₁)
         flat1 = z1.reshape(-1, z1.shape[-1])
-        mean2, logvar2 = self.posterior_top(flat1)  # (k·B, d₂)
-        z2 = reparameterize(mean2, logvar2)
-        prior_mean1, prior_logvar1 = self.prior_bottom(z2)
+        q2 = self.posterior_top(flat1)  # (k·B, d₂)
+        z2 = q2.sample()
         xs = x.unsqueeze(0).expand(k, *x.shape).reshape(-1, *x.shape[1:])
         log_px = -self.recon_nll(self.decoder(flat1), xs)
-        log_p = (gaussian_log_density(flat1, prior_mean1, prior_logvar1).sum(1)
-                 + gaussian_log_density(z2, torch.zeros_like(z2), torch.zeros_like(z2)).sum(1))
-        log_q = (gaussian_log_density(z1, mean1, logvar1).sum(-1).reshape(-1)
-                 + gaussian_log_density(z2, mean2, logvar2).sum(1))
+        log_p = (self.prior_bottom(z2).log_prob(flat1).sum(1)
+                 + DiagonalGaussian.standard(z2).log_prob(z2).sum(1))
+        log_q = q1.log_prob(z1).sum(-1).reshape(-1) + q2.log_prob(z2).sum(1)
         return (log_px + log_p - log_q).view(k, -1)
 
     def sample(self, n: int, y=None, generator=None) -> torch.Tensor:
@@ -150,8 +130,8 @@ class HierarchicalVAE(VAE):
         ``p(x|z₁)``."""
         device = next(self.parameters()).device
         z2 = torch.randn(n, self.config.top_latent_dim, generator=generator).to(device)
-        prior_mean1, prior_logvar1 = self.prior_bottom(z2)
+        p1 = self.prior_bottom(z2)
         # the noise is drawn on the CPU (where a generator lives) and moved, as in VAE.sample
-        eps = torch.randn(prior_mean1.shape, generator=generator).to(device)  # (n, d₁)
-        z1 = prior_mean1 + torch.exp(0.5 * prior_logvar1) * eps
+        eps = torch.randn(p1.mean.shape, generator=generator).to(device)  # (n, d₁)
+        z1 = p1.mean + p1.std * eps
         return self.decode((z1, z2))

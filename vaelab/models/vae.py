@@ -7,12 +7,12 @@ Loss: ``-ELBO_β = E_q[-log p(x|z)] + β · KL(q(z|x) || N(0, I))`` with one rep
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from vaelab import losses, schedules
+from vaelab.distributions import DiagonalGaussian
 from vaelab.models.base import AutoEncoder, BaseConfig, Latent, LossOutput, ModelInfo
 from vaelab.nn.backbones import Decoder, Encoder
 from vaelab.registry import register
@@ -41,8 +41,14 @@ class CVAEConfig(VAEConfig):
 
 def reparameterize(mean: torch.Tensor, logvar: torch.Tensor, generator=None) -> torch.Tensor:
     """``z = μ + σ ⊙ ε``, ``ε ~ N(0, I)``: a sample that gradients flow through to μ and log σ²."""
-    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-    return mean + torch.exp(0.5 * logvar) * eps
+    return DiagonalGaussian(mean, logvar).sample(generator)
+
+
+def gaussian_from(params: torch.Tensor) -> DiagonalGaussian:
+    """An encoder's ``(B, 2D)`` output as ``N(mean, exp(logvar))``, the log-variance clamped to
+    [−30, 20] so that ``exp()`` stays finite early in training."""
+    mean, logvar = params.chunk(2, dim=1)
+    return DiagonalGaussian(mean, logvar.clamp(-30.0, 20.0))
 
 
 @register("beta-vae", BetaVAEConfig, family="variational", tiny=TINY,
@@ -67,14 +73,14 @@ class VAE(AutoEncoder):
                          latent_shapes=((self.config.latent_dim,),), can_sample=True,
                          likelihood=self.config.likelihood)
 
-    def posterior(self, x: torch.Tensor, y=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``q(z|x)``'s mean and log-variance, each ``(B, D)``."""
-        mean, logvar = self.encoder(x, self.condition(y)).chunk(2, dim=1)
-        return mean, logvar.clamp(-30.0, 20.0)  # keeps exp() finite early in training
+    def posterior(self, x: torch.Tensor, y=None) -> DiagonalGaussian:
+        """``q(z|x)``, a diagonal Gaussian with mean and log-variance ``(B, D)`` each. It unpacks
+        as ``mean, logvar = model.posterior(x)``."""
+        return gaussian_from(self.encoder(x, self.condition(y)))
 
     def encode(self, x: torch.Tensor, y=None) -> Latent:
-        mean, logvar = self.posterior(x, y)
-        return Latent(z=mean, mean=mean, logvar=logvar)
+        q = self.posterior(x, y)
+        return Latent(z=q.mode(), mean=q.mean, logvar=q.logvar)
 
     def decode_params(self, z, y=None) -> torch.Tensor:
         return self.decoder(z, self.condition(y))
@@ -84,10 +90,9 @@ class VAE(AutoEncoder):
         return schedules.kl_weight(step, c.beta, c.kl_warmup, c.warmup_steps, c.warmup_cycles)
 
     def loss(self, x: torch.Tensor, y=None, step: int = 0) -> LossOutput:
-        mean, logvar = self.posterior(x, y)
-        z = reparameterize(mean, logvar)
-        recon = self.recon_nll(self.decode_params(z, y), x)
-        kl = losses.gaussian_kl(mean, logvar).sum(1)
+        q = self.posterior(x, y)
+        recon = self.recon_nll(self.decode_params(q.sample(), y), x)
+        kl = q.kl().sum(1)
         beta = self.kl_weight(step)
         terms = losses.elbo_terms(recon, kl, beta)
         terms["beta"] = torch.tensor(beta)
@@ -96,12 +101,10 @@ class VAE(AutoEncoder):
     @torch.no_grad()
     def log_importance_weights(self, x: torch.Tensor, y=None, k: int = 1) -> torch.Tensor:
         """``log p(x|z) + log p(z) - log q(z|x)`` for ``k`` samples ``z ~ q(z|x)``: ``(k, B)``."""
-        mean, logvar = self.posterior(x, y)
-        std = torch.exp(0.5 * logvar)
-        eps = torch.randn(k, *mean.shape, device=mean.device)  # (k, B, D)
-        z = mean + std * eps
-        log_q = (-0.5 * eps.pow(2) - 0.5 * logvar - 0.5 * math.log(2 * math.pi)).sum(-1)
-        log_prior = (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).sum(-1)
+        q = self.posterior(x, y)
+        z = q.sample(sample_shape=(k,))  # (k, B, D)
+        log_q = q.log_prob(z).sum(-1)  # (k, B)
+        log_prior = DiagonalGaussian.standard(z).log_prob(z).sum(-1)
         xs = x.unsqueeze(0).expand(k, *x.shape).reshape(-1, *x.shape[1:])
         ys = None if y is None else y.unsqueeze(0).expand(k, *y.shape).reshape(-1)
         log_px = -self.recon_nll(self.decode_params(z.reshape(-1, z.shape[-1]), ys), xs).view(k, -1)

@@ -29,7 +29,7 @@ from torch.func import functional_call
 from vaelab import losses
 from vaelab.models.base import LossOutput
 from vaelab.models.vae import TINY as VAE_TINY
-from vaelab.models.vae import VAE, VAEConfig, reparameterize
+from vaelab.models.vae import VAE, VAEConfig
 from vaelab.nn.discriminators import make_discriminator
 from vaelab.registry import register
 
@@ -68,11 +68,11 @@ class VAEGAN(VAE):
 
     def loss(self, x: torch.Tensor, y=None, step: int = 0) -> LossOutput:
         c = self.config
-        mean, logvar = self.posterior(x)  # (B, D) each
-        z = reparameterize(mean, logvar)
+        q = self.posterior(x)  # (B, D)
+        z = q.sample()
         recon_params = self.decode_params(z)  # (B, C, H, W)
         recon = self.recon_nll(recon_params, x)  # (B,)
-        kl = losses.gaussian_kl(mean, logvar).sum(1)  # (B,)
+        kl = q.kl().sum(1)  # (B,)
         beta = self.kl_weight(step)
         terms = losses.elbo_terms(recon, kl, beta)
         terms["beta"] = torch.tensor(beta)
