@@ -24,7 +24,7 @@ def mnist_dir() -> Path | None:
 @pytest.fixture(scope="session")
 def digits():
     from vaelab.data import load_digits
-    return load_digits()
+    return load_digits().with_validation()
 
 
 @pytest.fixture(scope="session")

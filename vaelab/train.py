@@ -1,26 +1,50 @@
-"""One training loop for every variant.
+"""One training loop for every variant, as a stream of events.
 
-Data stay in memory as tensors on the training device and batches are index slices (no
-per-sample DataLoader overhead). The loop asks the model for its phases (greedy pretraining
-first, for the stacked autoencoder), its optimiser groups (generator and discriminator, for
-adversarial models) and its loss; it never looks at the model's class. Each epoch records the
-mean of every loss term on the training and validation sets and the time taken; with an output
-folder, a checkpoint is saved atomically after every epoch, so a run that stops early (a
-non-finite loss, an interruption) keeps its last good epoch.
+:class:`Training` is an iterator of events — :class:`Step` (the loss terms of one optimisation
+step), :class:`EpochEnd` (the epoch's record with its validation numbers), :class:`Saved` /
+:class:`NotSaved` (the checkpoint), :class:`Stopped` (a stop was asked for, early stopping, a
+step limit or a non-finite loss) and :class:`Finished`. A UI consumes it and can call
+:meth:`Training.stop` at any time: the loop stops between two steps and the folder keeps the last
+finished epoch. :func:`fit` is the same stream consumed to the end, for scripts and the CLI.
+
+The loop asks the model for its phases (greedy pretraining first, for the stacked autoencoder),
+its optimiser groups (generator and discriminator, for adversarial models) and its loss; it never
+looks at the model's class. Data stay in memory as tensors on the training device and batches are
+index slices (no per-sample DataLoader overhead). Validation runs on the held-out split carved
+from the training data (:meth:`vaelab.data.Dataset.with_validation`); the test set is left to
+``eval``.
+
+**Exact resume.** After every epoch the checkpoint folder receives, next to the weights, the
+optimiser moments, the step count and the random-number generators' states (safetensors + JSON,
+no pickle). ``fit(..., resume=True)`` restores all of it, so training 6 epochs in one go and
+training 3, stopping, and resuming for the rest give the same weights bit for bit on the CPU.
+
+**Nothing non-finite is saved.** An epoch whose validation loss or any weight is NaN/inf is not
+written: the previous checkpoint stays as it was, and the message says which epoch it holds.
+
+**Scale-out.** Started by ``torchrun --nproc-per-node N``, the loop trains with PyTorch's
+DistributedDataParallel (gloo on CPU, nccl on GPUs): every rank draws the same shuffled batch and
+takes its shard (``batch[rank::N]``), gradients are averaged across ranks, and rank 0 alone shows
+progress and writes checkpoints.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from tqdm.auto import tqdm
 
-from vaelab.checkpoint import save_checkpoint
+from vaelab.checkpoint import read_training_state, save_checkpoint
+from vaelab.folders import WEIGHTS, load_weights, read_json
 from vaelab.schedules import lr_factor
+
+STATE_FORMAT = 1
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -30,11 +54,11 @@ class NonFiniteLossError(FloatingPointError):
 @dataclass(frozen=True)
 class TrainSettings:
     epochs: int = 10  # epochs of the main phase (the stacked AE's pretraining comes on top)
-    batch_size: int = 128  # images per optimisation step
+    batch_size: int = 128  # images per optimisation step (all ranks together under torchrun)
     lr: float = 1e-3  # Adam learning rate
     lr_schedule: str = "constant"  # "constant", or "cosine": decays to lr·lr_floor by the last step
     lr_floor: float = 0.01  # cosine schedule: final learning rate as a fraction of lr
-    start_step: int = 0  # step count already done (resuming): schedules (KL warm-up, τ, lr) continue from it
+    start_step: int = 0  # step count already done elsewhere: schedules (KL warm-up, τ, lr) continue from it
     seed: int = 0  # seeds shuffling, noise and sampling in the loss
     device: str = "auto"  # "auto" (cuda when present, else cpu), "cpu", "cuda", "cuda:1", ...
     threads: int | None = None  # torch.set_num_threads for CPU training; None leaves torch's default
@@ -42,7 +66,63 @@ class TrainSettings:
     grad_clip: float | None = None  # clip the gradient norm of each group to this value
     progress: bool = True  # show tqdm progress bars
     val_batch_size: int = 1000  # batch size for the validation pass
+    patience: int = 0  # early stopping: stop after this many epochs without a better validation loss; 0 = never
+    max_steps: int | None = None  # stop (between steps, keeping the last finished epoch) after this many steps
 
+
+# --- events ------------------------------------------------------------------------------------
+
+@dataclass
+class Step:
+    """One optimisation step. ``terms`` are detached scalar tensors (``float()`` them to show)."""
+
+    step: int  # steps done, this one included (start_step counts)
+    epoch: int  # the epoch this step belongs to (1-based, across phases)
+    phase: str
+    terms: dict[str, torch.Tensor]
+    lr: float
+    batch: int  # index of the step within its epoch (0-based)
+    batches: int  # steps per epoch
+
+
+@dataclass
+class EpochEnd:
+    record: dict  # epoch, phase, step, train and val terms, seconds, images_per_second
+
+    @property
+    def epoch(self) -> int:
+        return self.record["epoch"]
+
+
+@dataclass
+class Saved:
+    epoch: int
+    folder: Path
+
+
+@dataclass
+class NotSaved:
+    epoch: int
+    reason: str  # what was non-finite, which epoch the folder still holds
+
+
+@dataclass
+class Stopped:
+    reason: str  # "requested", "early stopping", "max_steps", "non-finite loss", "non-finite epoch"
+    message: str
+    epoch: int  # last finished epoch
+    step: int
+
+
+@dataclass
+class Finished:
+    history: dict
+
+
+Event = Step | EpochEnd | Saved | NotSaved | Stopped | Finished
+
+
+# --- helpers -----------------------------------------------------------------------------------
 
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
@@ -75,93 +155,319 @@ def evaluate_loss(model, x: torch.Tensor, y: torch.Tensor, settings: TrainSettin
     return {k: v / len(x) for k, v in sums.items()}
 
 
+def non_finite_tensors(module: torch.nn.Module) -> list[str]:
+    """Names of parameters and floating-point buffers holding a NaN or inf."""
+    named = [*module.named_parameters(), *module.named_buffers()]
+    return [n for n, t in named if t.is_floating_point() and not torch.isfinite(t).all()]
+
+
+def optimiser_tensors(name: str, optimiser: torch.optim.Optimizer) -> tuple[dict, dict[str, torch.Tensor]]:
+    """An optimiser's state dict split into JSON (hyper-parameters) and tensors (moments, step)."""
+    state = optimiser.state_dict()
+    tensors = {}
+    for index, per_param in state["state"].items():
+        for key, value in per_param.items():
+            tensors[f"optimiser.{name}.{index}.{key}"] = torch.as_tensor(value)
+    return {"param_groups": state["param_groups"]}, tensors
+
+
+def load_optimiser(name: str, optimiser: torch.optim.Optimizer, meta: dict, tensors: dict) -> None:
+    prefix = f"optimiser.{name}."
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix):
+            index, field_name = key[len(prefix):].split(".", 1)
+            state.setdefault(int(index), {})[field_name] = value
+    optimiser.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+class _LossModule(torch.nn.Module):
+    """DistributedDataParallel wraps a module's ``forward``; the training entry is ``loss``."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, y, step):
+        out = self.model.loss(x, y, step)
+        return out.total, out
+
+
+def distributed() -> tuple[int, int]:
+    """``(rank, world_size)``; sets up the process group when started by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+# --- the stream --------------------------------------------------------------------------------
+
+class Training:
+    """Iterate over it to train: ``for event in Training(model, data, settings, out_dir): ...``.
+
+    ``resume=True`` continues the run saved in ``out_dir`` exactly (weights, optimiser, step,
+    random generators); ``settings.epochs`` is the run's total, not what is left. ``save`` writes a
+    checkpoint: ``save(model, out_dir, history, training_state)``; by default a vaelab checkpoint
+    folder (:func:`vaelab.checkpoint.save_checkpoint`).
+    """
+
+    def __init__(self, model, data, settings: TrainSettings | None = None,
+                 out_dir: str | os.PathLike | None = None, *, resume: bool = False,
+                 save: Callable | None = None, history_extra: dict | None = None):
+        self.model = model
+        self.data = data if getattr(data, "val_x", None) is not None else data.with_validation()
+        self.settings = settings or TrainSettings()
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.resume = resume
+        self.save = save or self._save_checkpoint
+        self.history = {"settings": asdict(self.settings), "dataset": self.data.name,
+                        "validation": f"{len(self.data.val_x)} images held out of the training data",
+                        "epochs": [], "status": "running", **(history_extra or {})}
+        self._stop_requested = False
+
+    def stop(self) -> None:
+        """Ask the loop to stop before its next step (safe to call from another thread)."""
+        self._stop_requested = True
+
+    def _save_checkpoint(self, model, out_dir, history, training_state) -> None:
+        save_checkpoint(model, out_dir, dataset=self.data.name, seed=self.settings.seed,
+                        history=history, training_state=training_state)
+
+    # -- state for exact resume --
+    def _state(self, position: dict, optimisers: dict, shuffle: torch.Generator) -> tuple[dict, dict]:
+        meta = {"format": STATE_FORMAT, **position, "optimisers": {},
+                "settings": asdict(self.settings)}
+        tensors = {"rng.torch": torch.get_rng_state(), "rng.shuffle": shuffle.get_state()}
+        if torch.cuda.is_available():
+            tensors["rng.cuda"] = torch.cuda.get_rng_state()
+        for name, opt in optimisers.items():
+            opt_meta, opt_tensors = optimiser_tensors(name, opt)
+            meta["optimisers"][name] = opt_meta
+            tensors.update(opt_tensors)
+        return meta, tensors
+
+    def _resume_state(self):
+        if self.out_dir is None or not (self.out_dir / WEIGHTS).is_file():
+            return None
+        saved = read_training_state(self.out_dir)
+        history = read_json(self.out_dir, "history.json")
+        if saved is None or history is None:
+            raise ValueError(f"{self.out_dir} holds no training state to resume from (it was saved by "
+                             "an older vaelab or by another program); train it again without resume")
+        meta, tensors = saved
+        for key in ("batch_size", "seed", "binarize", "lr", "lr_schedule", "lr_floor"):
+            if meta["settings"].get(key) != getattr(self.settings, key):
+                raise ValueError(f"cannot resume {self.out_dir} exactly: it was trained with {key}="
+                                 f"{meta['settings'].get(key)!r}, now {key}={getattr(self.settings, key)!r}")
+        return meta, tensors, history
+
+    def __iter__(self) -> Iterator[Event]:
+        s, model = self.settings, self.model
+        if s.threads:
+            torch.set_num_threads(s.threads)
+        rank, world = distributed()
+        device = pick_device(s.device) if world == 1 or not torch.cuda.is_available() else \
+            torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+        torch.manual_seed(s.seed)
+        shuffle = torch.Generator(device="cpu").manual_seed(s.seed)
+        model.to(device)
+        x, y = self.data.train_x.to(device), self.data.train_y.to(device)
+        vx, vy = self.data.val_x.to(device), self.data.val_y.to(device)
+        n, bs = len(x), s.batch_size
+        if bs % world:
+            raise ValueError(f"batch_size {bs} does not split evenly over {world} processes")
+        history = self.history
+        history["device"] = str(device)
+        if world > 1:
+            history["processes"] = world
+        phases = model.training_phases(s.epochs)
+        steps_per_epoch = -(-n // bs)
+        step, done, best = s.start_step, 0, None  # done: epochs finished (all phases)
+        saved_state = self._resume_state() if self.resume else None
+        if saved_state is not None:
+            meta, tensors, old_history = saved_state
+            load_weights(model, self.out_dir, device)
+            step, done = meta["step"], meta["epoch"]
+            history["epochs"] = old_history.get("epochs", [])[:done]
+            history["resumed_after_epoch"] = done
+            best = meta.get("best")
+            torch.set_rng_state(tensors["rng.torch"])
+            shuffle.set_state(tensors["rng.shuffle"])
+            if "rng.cuda" in tensors and torch.cuda.is_available():
+                torch.cuda.set_rng_state(tensors["rng.cuda"])
+        total_steps = s.start_step + steps_per_epoch * sum(e for _, e in phases)
+        show = s.progress and rank == 0
+        epoch_index, position = 0, None
+        since_best = 0 if best is None else done - best["epoch"]
+        for phase_index, (phase, n_epochs) in enumerate(phases):
+            if epoch_index + n_epochs <= done:  # a phase finished before the resume point
+                epoch_index += n_epochs
+                continue
+            model.set_phase(phase)
+            groups = model.optimizer_groups()
+            optimisers = {g: torch.optim.Adam(params, lr=s.lr) for g, params in groups.items()}
+            if saved_state is not None and saved_state[0].get("phase_index") == phase_index:
+                for g, opt in optimisers.items():
+                    load_optimiser(g, opt, saved_state[0]["optimisers"][g], saved_state[1])
+            names = list(optimisers)
+            engine = None
+            if world > 1:
+                if len(names) > 1:
+                    raise ValueError("training on several processes supports models with one optimiser "
+                                     f"group; this one has {names} (adversarial models train on one process)")
+                from torch.nn.parallel import DistributedDataParallel
+
+                engine = DistributedDataParallel(_LossModule(model))
+            for epoch in range(n_epochs):
+                epoch_index += 1
+                if epoch_index <= done:
+                    continue
+                model.train()
+                start = time.perf_counter()
+                perm = torch.randperm(n, generator=shuffle).to(device)
+                sums: dict[str, torch.Tensor] = {}
+                bar = tqdm(range(0, n, bs), desc=f"{phase} {epoch + 1}/{n_epochs}", leave=False,
+                           disable=not show, unit="batch")
+                for batch, i in enumerate(bar):
+                    if self._stop_requested or (s.max_steps is not None and step >= s.max_steps):
+                        reason = "requested" if self._stop_requested else "max_steps"
+                        yield from self._stopped(reason, step, epoch_index - 1)
+                        return
+                    idx = perm[i:i + bs]
+                    if world > 1:
+                        idx = idx[rank::world]  # this rank's shard of the batch
+                    xb = _binarize(x[idx], s.binarize)
+                    lr = s.lr
+                    if s.lr_schedule != "constant":
+                        lr = s.lr * lr_factor(step, s.lr_schedule, total_steps, s.lr_floor)
+                        for opt in optimisers.values():
+                            for pg in opt.param_groups:
+                                pg["lr"] = lr
+                    if engine is None:
+                        out = model.loss(xb, y[idx], step)
+                    else:
+                        _, out = engine(xb, y[idx], step)
+                    finite = torch.isfinite(out.total.detach())
+                    if world > 1:  # every rank stops together
+                        import torch.distributed as dist
+
+                        flag = finite.float().reshape(1)
+                        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+                        finite = flag[0] > 0
+                    if not finite:
+                        where = f"{phase} epoch {epoch + 1}, step {step}"
+                        yield from self._stopped("non-finite loss", step, epoch_index - 1, where=where,
+                                                 value=float(out.total.detach()))
+                        return
+                    for j, g in enumerate(names):
+                        optimisers[g].zero_grad(set_to_none=True)
+                        out.objective(g).backward(inputs=groups[g], retain_graph=j < len(names) - 1)
+                        if s.grad_clip:
+                            torch.nn.utils.clip_grad_norm_(groups[g], s.grad_clip)
+                        optimisers[g].step()
+                    terms = {k: v.detach() for k, v in out.terms.items()}
+                    for k, v in terms.items():
+                        sums[k] = sums[k] + v * len(idx) if k in sums else v * len(idx)
+                    step += 1
+                    if show and step % 25 == 0:
+                        bar.set_postfix(loss=f"{float(terms['total']):.3f}")
+                    yield Step(step, epoch_index, phase, terms, lr, batch, steps_per_epoch)
+                seconds = time.perf_counter() - start
+                train_means = {k: float(v) / (n / world) for k, v in sums.items()}
+                record = {"epoch": epoch_index, "phase": phase, "step": step, "train": train_means,
+                          "val": evaluate_loss(model, vx, vy, s, step),
+                          "seconds": seconds, "images_per_second": n / seconds}
+                history["epochs"].append(record)
+                if show:
+                    tqdm.write(f"{phase} {epoch + 1}/{n_epochs}: train {train_means['total']:.4f}"
+                               f"  val {record['val']['total']:.4f}  ({seconds:.1f}s)")
+                yield EpochEnd(record)
+                val = record["val"]["total"]
+                bad = non_finite_tensors(model)
+                if not math.isfinite(val) or bad:
+                    history["epochs"].pop()
+                    what = " and ".join(([f"non-finite weights ({', '.join(bad[:3])})"] if bad else [])
+                                        + ([f"validation loss {val}"] if not math.isfinite(val) else []))
+                    yield from self._stopped("non-finite epoch", step, epoch_index - 1, where=f"epoch {epoch_index}",
+                                             detail=what)
+                    return
+                if best is None or val < best["val"]:
+                    best, since_best = {"epoch": epoch_index, "val": val}, 0
+                else:
+                    since_best += 1
+                history["best_epoch"] = best["epoch"]
+                position = {"step": step, "epoch": epoch_index, "phase_index": phase_index,
+                            "phase": phase, "best": best}
+                if self.out_dir is not None and rank == 0:
+                    self.save(model, self.out_dir, {**history, "status": "running"},
+                              self._state(position, optimisers, shuffle))
+                    yield Saved(epoch_index, self.out_dir)
+                if s.patience and since_best >= s.patience:
+                    yield from self._stopped("early stopping", step, epoch_index,
+                                             detail=f"no better validation loss for {since_best} epochs "
+                                                    f"(best: epoch {best['epoch']}, {best['val']:.4f})")
+                    return
+        history["status"] = "completed"
+        if self.out_dir is not None and rank == 0:
+            if position is not None:
+                state = self._state(position, optimisers, shuffle)
+            else:  # resumed a run whose epochs were all done: mark it completed, state unchanged
+                state = saved_state[:2] if saved_state is not None else None
+            self.save(model, self.out_dir, history, state)
+        yield Finished(history)
+
+    def _kept(self, epoch: int) -> str:
+        if self.out_dir is None:
+            return "Nothing is saved (no output folder)."
+        if (self.out_dir / WEIGHTS).is_file():
+            held = read_json(self.out_dir, "history.json", {}) or {}
+            held_epochs = len(held.get("epochs", []))
+            return (f"The last good checkpoint is kept in {self.out_dir}: it holds epoch {held_epochs}."
+                    if held_epochs else f"The last good checkpoint is kept in {self.out_dir}.")
+        return "No checkpoint had been written yet."
+
+    def _stopped(self, reason: str, step: int, epoch: int, where: str = "", value: float | None = None,
+                 detail: str = "") -> Iterator[Event]:
+        kept = self._kept(epoch)
+        if reason == "non-finite loss":
+            message = (f"loss became {value} at {where}; training stopped. {kept} "
+                       "Try a lower learning rate (--lr), gradient clipping (grad_clip) or a KL warm-up.")
+        elif reason == "non-finite epoch":
+            message = (f"{where} ended with {detail}; it was not saved and training stopped. {kept} "
+                       "Try a lower learning rate (--lr) or gradient clipping (grad_clip).")
+        elif reason == "early stopping":
+            message = f"early stopping after epoch {epoch}: {detail}. {kept}"
+        else:
+            message = f"stopped ({reason}) at step {step}, after epoch {epoch}. {kept}"
+        if reason.startswith("non-finite"):
+            yield NotSaved(epoch + 1, message)
+        self.history["status"] = f"stopped: {reason}"
+        self.history["stop_message"] = message
+        yield Stopped(reason, message, epoch, step)
+
+
 def fit(model, data, settings: TrainSettings | None = None, out_dir: str | Path | None = None,
-        callback: Callable[[dict], None] | None = None, **overrides) -> dict:
+        callback: Callable[[dict], None] | None = None, *, resume: bool = False, **overrides) -> dict:
     """Train ``model`` on ``data`` (a :class:`vaelab.data.Dataset`); returns the history.
 
     ``overrides`` replace fields of ``settings`` (``fit(model, data, epochs=5)``). With
-    ``out_dir``, a checkpoint folder is written after each epoch. ``callback(record)`` is called
-    after each epoch with that epoch's record (the app streams live charts from it).
-    Raises :class:`NonFiniteLossError` on a NaN/inf loss, leaving the last good checkpoint.
+    ``out_dir``, a checkpoint folder is written after each epoch; ``resume=True`` continues the
+    run saved there exactly. ``callback(record)`` is called after each epoch with its record.
+    Raises :class:`NonFiniteLossError` on a NaN/inf loss or epoch, leaving the last good
+    checkpoint. For step-by-step events and stopping, iterate over :class:`Training` instead.
     """
     settings = settings or TrainSettings()
     if overrides:
         settings = TrainSettings(**{**asdict(settings), **overrides})
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    device = pick_device(settings.device)
-    torch.manual_seed(settings.seed)
-    shuffle = torch.Generator(device="cpu").manual_seed(settings.seed)
-    model.to(device)
-    x, y = data.train_x.to(device), data.train_y.to(device)
-    vx, vy = data.test_x.to(device), data.test_y.to(device)
-    n, bs = len(x), settings.batch_size
-    history = {"settings": asdict(settings), "dataset": data.name, "device": str(device),
-               "epochs": [], "status": "running"}
-    step = settings.start_step
-    steps_per_epoch = -(-n // bs)
-    total_steps = settings.start_step + steps_per_epoch * sum(e for _, e in model.training_phases(settings.epochs))
-    epoch_index = 0
-    for phase, n_epochs in model.training_phases(settings.epochs):
-        model.set_phase(phase)
-        groups = model.optimizer_groups()
-        optimisers = {g: torch.optim.Adam(params, lr=settings.lr) for g, params in groups.items()}
-        names = list(optimisers)
-        for epoch in range(n_epochs):
-            model.train()
-            start = time.perf_counter()
-            perm = torch.randperm(n, generator=shuffle).to(device)
-            sums: dict[str, torch.Tensor] = {}
-            bar = tqdm(range(0, n, bs), desc=f"{phase} {epoch + 1}/{n_epochs}", leave=False,
-                       disable=not settings.progress, unit="batch")
-            for i in bar:
-                idx = perm[i:i + bs]
-                xb = _binarize(x[idx], settings.binarize)
-                if settings.lr_schedule != "constant":
-                    lr = settings.lr * lr_factor(step, settings.lr_schedule, total_steps, settings.lr_floor)
-                    for opt in optimisers.values():
-                        for pg in opt.param_groups:
-                            pg["lr"] = lr
-                out = model.loss(xb, y[idx], step)
-                if not torch.isfinite(out.total):
-                    where = f"{phase} epoch {epoch + 1}, step {step}"
-                    saved = out_dir is not None and (Path(out_dir) / "model.safetensors").is_file()
-                    kept = (f"The last good checkpoint is kept in {out_dir}." if saved
-                            else "No checkpoint had been written yet.")
-                    history["status"] = f"stopped: non-finite loss at {where}"
-                    raise NonFiniteLossError(
-                        f"loss became {float(out.total.detach())} at {where}; training stopped. {kept} "
-                        "Try a lower learning rate (--lr), gradient clipping (grad_clip) or a KL warm-up.")
-                for j, g in enumerate(names):
-                    optimisers[g].zero_grad(set_to_none=True)
-                    out.objective(g).backward(inputs=groups[g], retain_graph=j < len(names) - 1)
-                    if settings.grad_clip:
-                        torch.nn.utils.clip_grad_norm_(groups[g], settings.grad_clip)
-                    optimisers[g].step()
-                for k, v in out.terms.items():
-                    v = v.detach()
-                    sums[k] = sums[k] + v * len(idx) if k in sums else v * len(idx)
-                step += 1
-                if settings.progress and step % 25 == 0:
-                    bar.set_postfix(loss=f"{float(out.total.detach()):.3f}")
-            seconds = time.perf_counter() - start
-            epoch_index += 1
-            record = {
-                "epoch": epoch_index, "phase": phase, "step": step,
-                "train": {k: float(v) / n for k, v in sums.items()},
-                "val": evaluate_loss(model, vx, vy, settings, step),
-                "seconds": seconds, "images_per_second": n / seconds,
-            }
-            history["epochs"].append(record)
-            if settings.progress:
-                tqdm.write(f"{phase} {epoch + 1}/{n_epochs}: train {record['train']['total']:.4f}"
-                           f"  val {record['val']['total']:.4f}  ({seconds:.1f}s)")
-            if out_dir:
-                save_checkpoint(model, out_dir, dataset=data.name, seed=settings.seed,
-                                history={**history, "status": "running"})
-            if callback:
-                callback(record)
-    history["status"] = "completed"
-    if out_dir:
-        save_checkpoint(model, out_dir, dataset=data.name, seed=settings.seed, history=history)
-    return history
+    run = Training(model, data, settings, out_dir, resume=resume)
+    for event in run:
+        if isinstance(event, EpochEnd) and callback:
+            callback(event.record)
+        elif isinstance(event, Stopped) and event.reason.startswith("non-finite"):
+            raise NonFiniteLossError(event.message)
+    return run.history
