@@ -42,6 +42,7 @@ prior fits the codes of one set of weights.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import warnings
@@ -49,12 +50,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
+from vaelab.data import Dataset
 from vaelab.folders import (CONFIG, HISTORY, WEIGHTS, CheckpointError, atomic_folder, fingerprint,
                             load_weights, read_json, write_json, write_weights)
 from vaelab.nn.pixelcnn import (CodePrior, GatedLayer, GatedPixelCNN, MaskedConv2d, PixelCNNConfig,  # noqa: F401
                                 PriorConfig, _levels, as_grid, draw)
+from vaelab.models.base import LossOutput, Trainable
 from vaelab.registry import config_from_dict
 
 PRIOR_DIR = "prior"  # sub-folder of a checkpoint holding its code prior
@@ -94,79 +96,76 @@ def encode_indices(model, x: torch.Tensor, y: torch.Tensor | None = None,
     return tuple(torch.cat([p[level] for p in parts]).long() for level in range(len(parts[0])))
 
 
-@torch.no_grad()
-def evaluate_prior(prior: CodePrior, codes: tuple[torch.Tensor, ...], batch_size: int = 1000) -> dict[str, float]:
-    """Mean nats per code map over ``codes``: ``total`` and one entry per level (``level0`` = bottom)."""
-    was_training = prior.training
-    prior.eval()
-    sums = [0.0] * len(prior.levels)
-    n = len(codes[0])
-    for i in range(0, n, batch_size):
-        for level, v in enumerate(prior.nll_per_level(tuple(c[i:i + batch_size] for c in codes))):
-            sums[level] += float(v.sum())
-    prior.train(was_training)
-    out = {f"level{level}": s / n for level, s in enumerate(sums)}
-    out["total"] = sum(sums) / n
-    return out
+class PriorObjective(Trainable):
+    """What the training loop trains when it fits a prior: the prior's negative log-likelihood
+    of code maps. Its "images" are the code maps of all levels flattened side by side,
+    ``(B, Σ h·w)`` int64, so the loop's index-slice batching works on them unchanged."""
+
+    def __init__(self, prior: CodePrior):
+        super().__init__()
+        self.prior = prior
+        self.sizes = [math.prod(as_grid(shape)) for shape in prior.index_shapes]
+
+    def levels(self, flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``(B, Σ h·w)`` -> one ``(B, *index_shape)`` tensor per level."""
+        parts = torch.split(flat, self.sizes, dim=1)
+        return tuple(p.reshape(len(flat), *shape) for p, shape in zip(parts, self.prior.index_shapes))
+
+    def loss(self, x: torch.Tensor, y=None, step: int = 0) -> LossOutput:
+        per_level = self.prior.nll_per_level(self.levels(x))  # list of (B,), nats per code map
+        terms = {f"level{level}": v.mean() for level, v in enumerate(per_level)}
+        terms["total"] = sum(terms.values())
+        return LossOutput(terms["total"], terms)
+
+
+def code_dataset(model, data, batch_size: int = 1000) -> Dataset:
+    """``data`` with its images replaced by ``model``'s code maps (levels flattened side by side);
+    the validation split stays the validation split, the test set is left out."""
+    data = data.with_validation()
+
+    def codes(x, y):
+        return torch.cat([c.reshape(len(c), -1) for c in encode_indices(model, x, y, batch_size)], 1).cpu()
+
+    empty = torch.zeros(0, dtype=torch.long)
+    return Dataset(f"{data.name} codes", codes(data.train_x, data.train_y), data.train_y.cpu(), empty, empty,
+                   f"{model.variant if hasattr(model, 'variant') else type(model).__name__} codes of {data.source}",
+                   data.num_classes, codes(data.val_x, data.val_y), data.val_y.cpu())
 
 
 def train_prior(model, data, config: PriorConfig = PriorConfig(), settings: PriorSettings | None = None,
                 out_dir: str | os.PathLike | None = None) -> tuple[CodePrior, dict]:
-    """Fit a :class:`CodePrior` to ``model``'s codes of ``data.train_x``; validate on ``data.test_x``.
+    """Fit a :class:`CodePrior` to ``model``'s codes of ``data``'s training images, validated on
+    its validation split, with the one training loop (:class:`vaelab.train.Training`).
 
     With ``out_dir`` (the base model's checkpoint folder) the prior is saved into
     ``out_dir/prior/`` after every epoch. Returns the prior (eval mode) and the history.
     """
+    from vaelab.train import NonFiniteLossError, Stopped, Training, TrainSettings
+
     settings = settings or PriorSettings()
     if settings.threads:
         torch.set_num_threads(settings.threads)
-    torch.manual_seed(settings.seed)
     device = next(model.parameters()).device
     start = time.perf_counter()
-    train_codes = encode_indices(model, data.train_x, data.train_y, settings.encode_batch_size)
-    test_codes = encode_indices(model, data.test_x, data.test_y, settings.encode_batch_size)
+    codes = code_dataset(model, data, settings.encode_batch_size)
     encode_seconds = time.perf_counter() - start
-    prior = CodePrior.for_model(model, config).to(device)
-    optimiser = torch.optim.Adam(prior.parameters(), lr=settings.lr)
-    shuffle = torch.Generator(device="cpu").manual_seed(settings.seed)
-    n = len(train_codes[0])
-    history = {"settings": asdict(settings), "config": asdict(config), "dataset": data.name,
-               "device": str(device), "encode_seconds": encode_seconds,
-               "units": "nats per code map (summed over positions; level0 = bottom)",
-               "epochs": [], "status": "running"}
-    for epoch in range(settings.epochs):
-        prior.train()
-        t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=shuffle).to(device)
-        sums = [torch.zeros((), device=device) for _ in prior.levels]
-        bar = tqdm(range(0, n, settings.batch_size), desc=f"prior {epoch + 1}/{settings.epochs}",
-                   leave=False, disable=not settings.progress, unit="batch")
-        for i in bar:
-            idx = perm[i:i + settings.batch_size]
-            per_level = prior.nll_per_level(tuple(c[idx] for c in train_codes))  # list of (b,)
-            loss = sum(v.mean() for v in per_level)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"prior loss became {float(loss)} at epoch {epoch + 1}")
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            for level, v in enumerate(per_level):
-                sums[level] += v.detach().sum()
-        train = {f"level{level}": float(s) / n for level, s in enumerate(sums)}
-        train["total"] = sum(train.values())
-        record = {"epoch": epoch + 1, "train": train,
-                  "val": evaluate_prior(prior, test_codes, settings.val_batch_size),
-                  "seconds": time.perf_counter() - t0}
-        history["epochs"].append(record)
-        if settings.progress:
-            tqdm.write(f"prior {epoch + 1}/{settings.epochs}: train {train['total']:.3f}  "
-                       f"val {record['val']['total']:.3f} nats/map  ({record['seconds']:.1f}s)")
-        if out_dir is not None:
-            save_prior(prior, out_dir, history)
-    history["status"] = "completed"
-    if out_dir is not None:
-        save_prior(prior, out_dir, history)
-    return prior.eval(), history
+    torch.manual_seed(settings.seed)
+    prior = CodePrior.for_model(model, config)
+    train = TrainSettings(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
+                          seed=settings.seed, device=str(device), progress=settings.progress,
+                          val_batch_size=settings.val_batch_size)
+
+    def save(objective, folder, history, training_state):  # the prior's own folder, beside the model
+        save_prior(objective.prior, folder, history)
+
+    run = Training(PriorObjective(prior), codes, train, out_dir, save=save,
+                   history_extra={"prior_settings": asdict(settings), "config": asdict(config),
+                                  "encode_seconds": encode_seconds,
+                                  "units": "nats per code map (summed over positions; level0 = bottom)"})
+    for event in run:
+        if isinstance(event, Stopped) and event.reason.startswith("non-finite"):
+            raise NonFiniteLossError(f"prior: {event.message}")
+    return prior.eval(), run.history
 
 
 # --- saving and loading -------------------------------------------------------------------------
@@ -229,6 +228,6 @@ def attach_if_present(model, checkpoint: str | os.PathLike, device: str | torch.
 
 __all__ = [
     "PriorConfig", "PixelCNNConfig", "PriorSettings", "MaskedConv2d", "GatedLayer", "GatedPixelCNN",
-    "CodePrior", "encode_indices", "evaluate_prior", "train_prior", "save_prior",
-    "load_prior", "attach_if_present", "draw", "as_grid",
+    "CodePrior", "encode_indices", "train_prior", "save_prior",
+    "load_prior", "attach_if_present", "draw", "as_grid", "PriorObjective", "code_dataset",
 ]

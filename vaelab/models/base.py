@@ -110,7 +110,28 @@ class SamplingNotSupported(RuntimeError):
     """Raised by ``sample`` on models whose latent has no prior to sample from."""
 
 
-class AutoEncoder(nn.Module):
+class Trainable(nn.Module):
+    """What :class:`vaelab.train.Training` needs of a module: ``loss(x, y, step) -> LossOutput``
+    and the training hooks below, with defaults that fit most models. Every autoencoder is one;
+    so is the objective a code prior trains on (:class:`vaelab.prior.PriorObjective`)."""
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, step: int = 0) -> LossOutput:
+        raise NotImplementedError
+
+    # --- training hooks -------------------------------------------------------------------
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters per optimiser; the trainer steps each group on its own objective."""
+        return {"model": [p for p in self.parameters() if p.requires_grad]}
+
+    def training_phases(self, epochs: int) -> list[tuple[str, int]]:
+        """``(phase, epochs)`` pairs the trainer runs in order; most models have one phase."""
+        return [("train", epochs)]
+
+    def set_phase(self, phase: str) -> None:
+        """Called by the trainer at the start of each phase."""
+
+
+class AutoEncoder(Trainable):
     """Base class: an encoder, a decoder and the contract above. Subclasses set ``info`` and
     implement ``encode``, ``decode_params`` and ``loss``."""
 
@@ -186,18 +207,6 @@ class AutoEncoder(nn.Module):
         """Rename keys of a state dict written by an older vaelab to this version's names (the
         loader calls it on every checkpoint's weights). Default: unchanged."""
         return state
-
-    # --- training hooks -------------------------------------------------------------------
-    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Parameters per optimiser; the trainer steps each group on its own objective."""
-        return {"model": [p for p in self.parameters() if p.requires_grad]}
-
-    def training_phases(self, epochs: int) -> list[tuple[str, int]]:
-        """``(phase, epochs)`` pairs the trainer runs in order; most models have one phase."""
-        return [("train", epochs)]
-
-    def set_phase(self, phase: str) -> None:
-        """Called by the trainer at the start of each phase."""
 
     def parameters_meant_to_learn(self) -> Iterator[tuple[str, nn.Parameter]]:
         """Parameters that the final phase's objectives should reach (for the contract tests)."""
