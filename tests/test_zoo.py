@@ -18,11 +18,13 @@ def test_recipes_cover_every_registered_variant():
         zoo.recipes(["no-such-model"])
 
 
-def test_interrupted_training_resumes_from_its_last_epoch_and_step(digits, tmp_path, monkeypatch):
+def test_interrupted_training_resumes_exactly(digits, tmp_path, monkeypatch):
     data = digits.subset(256, 64)  # 2 steps per epoch at batch 128
     recipe = zoo.Recipe("tiny", "vae", dataset="digits", epochs=3,
                         overrides={"hidden": (16,), "latent_dim": 2, "kl_warmup": "linear", "warmup_steps": 6},
-                        train={"lr_schedule": "cosine"})
+                        train={"lr_schedule": "cosine"}, purpose="a test")
+    zoo.train_one(recipe, data, tmp_path / "straight", resume=False, threads=1)
+
     out = tmp_path / "tiny"
     original = vaelab.train.evaluate_loss
     calls = []
@@ -45,6 +47,8 @@ def test_interrupted_training_resumes_from_its_last_epoch_and_step(digits, tmp_p
     assert status["epochs"] == 3 and history["status"] == "completed"
     assert history["resumed_after_epoch"] == 1
     assert [e["step"] for e in history["epochs"]] == [2, 4, 6]  # the step count continues
-    assert history["settings"]["start_step"] == 2
     assert history["epochs"][-1]["val"]["beta"] == pytest.approx(1.0)  # warm-up completed at step 6
+    # the same weights as the run that was never interrupted
+    assert (out / "model.safetensors").read_bytes() == (tmp_path / "straight" / "model.safetensors").read_bytes()
+    assert json.loads((out / "config.json").read_text())["purpose"] == "a test"
     assert zoo.train_one(recipe, data, out, resume=True) == {"skipped": "already trained"}

@@ -3,8 +3,8 @@
 ``python -m vaelab zoo [--only NAMES] [--resume]`` trains each recipe on its dataset (MNIST from
 ``$VAELAB_DATA``, or the bundled digits), evaluates it, and writes ``checkpoints/<name>/``.
 Training saves a checkpoint after every epoch; ``--resume`` skips finished models and continues an
-interrupted one from its last saved epoch and step (schedules continue; the optimiser restarts:
-Adam's moments are not kept).
+interrupted one exactly from its last saved epoch (weights, Adam's moments, schedules and random
+generators are all saved with the checkpoint).
 Each model's training time is recorded in its ``history.json`` and in ``zoo.json``.
 """
 
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from vaelab.checkpoint import compact_weights, load_checkpoint, read_json
+from vaelab.checkpoint import compact_weights, load_checkpoint
+from vaelab.folders import CONFIG, HISTORY, WEIGHTS, read_json, write_json
 from vaelab.registry import create
 
 from vaelab.paths import REPO_ROOT as ROOT  # noqa: E402
@@ -110,28 +111,28 @@ def recipes(only: list[str] | None = None) -> list[Recipe]:
 
 
 def train_one(recipe: Recipe, data, out: Path, resume: bool, threads: int | None = None) -> dict:
+    """Train ``recipe`` into ``out``. With ``resume``, a finished model is skipped and an
+    interrupted one continues exactly from its last saved epoch (weights, optimiser, schedules,
+    random generators); a folder without training state is trained again from the start."""
+    from vaelab.checkpoint import read_training_state
     from vaelab.train import TrainSettings, fit
 
-    history = read_json(out, "history.json") if resume else None
-    done = 0
-    if history and (out / "model.safetensors").is_file():
-        if history.get("status") == "completed":
-            return {"skipped": "already trained"}
-        done = len(history.get("epochs", []))
-    start_step = history["epochs"][-1]["step"] if done else 0  # warm-ups, τ and lr continue from here
-    settings = TrainSettings(epochs=recipe.epochs - done, threads=threads, progress=True,
-                             seed=done, start_step=start_step, **recipe.train)
+    history = read_json(out, HISTORY) if resume else None
+    if history and history.get("status") == "completed" and (out / WEIGHTS).is_file():
+        return {"skipped": "already trained"}
+    exact = resume and read_training_state(out) is not None
+    if resume and history and not exact:
+        print(f"{out} holds no training state to resume from: training {recipe.name} from the start")
+    settings = TrainSettings(epochs=recipe.epochs, threads=threads, progress=True, **recipe.train)
     torch.manual_seed(0)
-    model = (load_checkpoint(out) if done else
-             create(recipe.variant, image_shape=data.image_shape, **recipe.overrides))
+    model = create(recipe.variant, image_shape=data.image_shape, **recipe.overrides)
     start = time.perf_counter()
-    new = fit(model, data, settings, out_dir=out)
-    if done:  # stitch the earlier epochs in front, so history.json tells the whole story
-        new["epochs"] = history["epochs"] + new["epochs"]
-        new["resumed_after_epoch"] = done
+    new = fit(model, data, settings, out_dir=out, resume=exact)
     new["training_seconds"] = sum(e["seconds"] for e in new["epochs"])
     new["wall_seconds_this_run"] = time.perf_counter() - start
-    (out / "history.json").write_text(json.dumps(new, indent=2))
+    write_json(out / HISTORY, new)
+    meta = read_json(out, CONFIG)
+    write_json(out / CONFIG, {**meta, "purpose": recipe.purpose})  # carried over by later saves
     return {"epochs": len(new["epochs"]), "training_seconds": new["training_seconds"]}
 
 
