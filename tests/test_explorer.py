@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from vaelab import explorer as ex
+from vaelab.registry import FAMILIES
 from vaelab import viz
 from vaelab.preprocess import digits_style, is_blank, mnist_style, preprocess, sketch_to_ink
 
@@ -54,7 +55,7 @@ def test_scan_finds_the_committed_checkpoints_with_labels():
     label = dict((v, k) for k, v in ex.choices(list(cards.values())))[VAE8]
     assert "[variational]" in label and "Variational autoencoder" in label and "8-D" in label
     families = [c.family for c in ex.scan_checkpoints()]
-    assert families == sorted(families, key=ex.FAMILY_ORDER.index)  # grouped by family
+    assert families == sorted(families, key=FAMILIES.index)  # grouped by family
 
 
 def test_scan_skips_unfinished_and_foreign_folders(tmp_path):

@@ -131,11 +131,25 @@ def build_model(meta: dict, folder: str | os.PathLike = "?"):
 
 def read_info(folder: str | os.PathLike) -> dict:
     """What the checkpoint's model is (``ModelInfo`` as a dict). Read from config.json; a folder
-    written before config.json carried it is answered by building the model from its config."""
+    written before config.json carried it is answered by loading the model (extras included)."""
     meta = read_config(folder)
     if "info" in meta:
         return meta["info"]
-    return info_to_dict(build_model(meta, folder).info)
+    return info_to_dict(load_checkpoint(folder).info)
+
+
+def describe(folder: str | os.PathLike, **fields) -> dict:
+    """Write the model's current ``info`` (as loaded, extras such as a code prior attached) and
+    ``fields`` (a zoo recipe's ``purpose``) into the folder's config.json: for folders written
+    before config.json carried them, and after an extra is added. Only config.json is rewritten
+    (atomically): the weights, and a code prior keyed to them, stay as they are."""
+    folder = Path(folder)
+    meta = {**read_config(folder), "info": info_to_dict(load_checkpoint(folder).info), **fields}
+    tmp = folder / f".{CONFIG}.tmp"
+    write_json(tmp, meta)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, folder / CONFIG)
+    return meta
 
 
 def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu"):

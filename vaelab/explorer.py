@@ -12,6 +12,7 @@ The formulas each tab shows are in the ``*_markdown`` functions beside the numbe
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 from dataclasses import dataclass, field
@@ -26,7 +27,6 @@ from vaelab.preprocess import is_blank, preprocess, sketch_to_ink
 ROOT = Path(__file__).resolve().parents[1]
 MAX_SLIDERS = 32  # the sliders tab shows the 32 dimensions with most KL
 SLIDER_RANGE = 3.0  # sliders span ±3 prior standard deviations
-FAMILY_ORDER = ("classic", "variational", "discrete", "hierarchical", "adversarial")
 KL_INACTIVE = 0.01  # nats; below this a dimension carries (almost) no information about x
 START_TEST, START_PRIOR = "a test image's posterior mean", "the prior mean (all zeros)"
 PROJ_LATENT, PROJ_PCA, PROJ_UMAP = "the latent itself (2-D)", "PCA of the latent", "UMAP of the latent (cached)"
@@ -50,8 +50,8 @@ class Card:
     dataset: str
     image_shape: tuple[int, int, int]
     latent_dim: int
-    variational: bool  # has per-dimension KL (posterior section in metrics.json)
-    has_sliders: bool  # single Gaussian latent: the sliders tab applies
+    variational: bool  # the model's info: a posterior and a prior (ELBO, KL per dimension)
+    has_sliders: bool  # one flat Gaussian latent: the sliders tab applies
     size: str = ""  # how big the latent is, for labels ("16-D", "discrete codes, K=512")
 
     @property
@@ -71,19 +71,14 @@ def short_description(text: str) -> str:
     return head
 
 
-def _purposes() -> dict[str, str]:
-    from vaelab.zoo import RECIPES
-
-    return {r.name: r.purpose for r in RECIPES}
-
-
 def scan_checkpoints(folder: str | os.PathLike | None = None) -> list[Card]:
     """Every evaluated checkpoint in ``folder`` (``config.json`` + weights + metrics + artifacts)
-    whose variant this library knows, grouped by family in :data:`FAMILY_ORDER`."""
-    from vaelab.registry import get_entry
+    whose variant this library knows, grouped by family in the registry's order. What a model is
+    comes from the ``info`` its config.json records (:func:`vaelab.checkpoint.read_info`)."""
+    from vaelab.checkpoint import CheckpointError, read_info
+    from vaelab.registry import FAMILIES, get_entry
 
     folder = Path(folder) if folder else checkpoints_dir()
-    purposes = _purposes()
     cards = []
     for config_path in sorted(folder.glob("*/config.json")):
         ckpt = config_path.parent
@@ -93,22 +88,23 @@ def scan_checkpoints(folder: str | os.PathLike | None = None) -> list[Card]:
         try:
             meta = json.loads(config_path.read_text())
             entry = get_entry(meta["variant"])
-            metrics = json.loads((ckpt / "metrics.json").read_text())
-        except (KeyError, ValueError, OSError):
+            info = read_info(ckpt)
+        except (KeyError, ValueError, OSError, CheckpointError):
             continue  # a classifier, or a variant from a newer vaelab
         config = meta.get("config", {})
-        post = metrics.get("posterior", {})
+        shapes = [tuple(s) for s in info["latent_shapes"]]
+        gaussian = info["latent"] == "continuous" and info["variational"]
+        discrete = info["latent"] == "discrete"
+        dims = int(config.get("latent_dim", 0)) if discrete else sum(math.prod(s) for s in shapes)
         cards.append(Card(
             name=ckpt.name, folder=ckpt, variant=entry.name, family=entry.family,
-            description=short_description(entry.description), purpose=purposes.get(ckpt.name, ""),
+            description=short_description(entry.description), purpose=meta.get("purpose", ""),
             dataset=meta.get("dataset") or "digits",
             image_shape=tuple(config.get("image_shape", (1, 28, 28))),
-            latent_dim=int(config.get("latent_dim", 0)),
-            variational="kl_per_dim" in post or "likelihood" in metrics,
-            has_sliders="dims_by_kl" in post,
-            size=(f"discrete codes, K={metrics['codebook']['codebook_size']}" if "codebook" in metrics
-                  else f"{int(config.get('latent_dim', 0))}-D")))
-    rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
+            latent_dim=dims, variational=info["variational"],
+            has_sliders=gaussian and len(shapes) == 1 and len(shapes[0]) == 1,
+            size=f"discrete codes, K={info['codebook_size']}" if discrete else f"{dims}-D"))
+    rank = {f: i for i, f in enumerate(FAMILIES)}
     return sorted(cards, key=lambda c: (rank.get(c.family, len(rank)), c.name))
 
 

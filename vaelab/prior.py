@@ -185,6 +185,10 @@ def save_prior(prior: CodePrior, checkpoint: str | os.PathLike, history: dict | 
         write_weights(prior, tmp / WEIGHTS)
         if history is not None:
             write_json(tmp / HISTORY, history)
+    if (Path(checkpoint) / CONFIG).is_file():
+        from vaelab.checkpoint import describe
+
+        describe(checkpoint)  # the model's recorded info now says it has a prior and can sample
     return out
 
 

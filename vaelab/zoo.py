@@ -96,6 +96,21 @@ RECIPES: list[Recipe] = [
 ZOO_EVAL = {"iw_samples": 1000, "iw_images": 1000}
 
 
+def describe_shipped(folder: Path = CHECKPOINTS) -> list[str]:
+    """Write each shipped model's ``info`` and its recipe's ``purpose`` into its config.json
+    (checkpoints trained before config.json carried them); returns the names described."""
+    from vaelab.checkpoint import describe
+
+    purposes = {r.name: r.purpose for r in RECIPES}
+    done = []
+    for config in sorted(folder.glob("*/config.json")):
+        meta = read_json(config.parent, CONFIG)
+        if "variant" in meta and ("info" not in meta or "purpose" not in meta):
+            describe(config.parent, purpose=purposes.get(config.parent.name, ""))
+            done.append(config.parent.name)
+    return done
+
+
 def recipes(only: list[str] | None = None) -> list[Recipe]:
     from vaelab.registry import REGISTRY, _load_all
 
