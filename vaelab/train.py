@@ -239,13 +239,14 @@ class Training:
                         history=history, training_state=training_state)
 
     # -- state for exact resume --
-    def _state(self, position: dict, optimisers: dict, shuffle: torch.Generator) -> tuple[dict, dict]:
-        meta = {"format": STATE_FORMAT, **position, "optimisers": {},
+    def _state(self) -> tuple[dict, dict]:
+        """What exact resume needs beside the weights: position, optimisers and RNG states."""
+        meta = {"format": STATE_FORMAT, **self.position, "optimisers": {},
                 "settings": asdict(self.settings)}
-        tensors = {"rng.torch": torch.get_rng_state(), "rng.shuffle": shuffle.get_state()}
+        tensors = {"rng.torch": torch.get_rng_state(), "rng.shuffle": self.shuffle.get_state()}
         if torch.cuda.is_available():
             tensors["rng.cuda"] = torch.cuda.get_rng_state()
-        for name, opt in optimisers.items():
+        for name, opt in self.optimisers.items():
             opt_meta, opt_tensors = optimiser_tensors(name, opt)
             meta["optimisers"][name] = opt_meta
             tensors.update(opt_tensors)
@@ -267,159 +268,188 @@ class Training:
         return meta, tensors, history
 
     def __iter__(self) -> Iterator[Event]:
+        self._setup()
+        epochs_before = 0
+        for phase_index, (phase, n_epochs) in enumerate(self.phases):
+            if epochs_before + n_epochs > self.done:  # phases finished before a resume point are skipped
+                finished = yield from self._phase(phase_index, phase, n_epochs, epochs_before)
+                if not finished:
+                    return
+            epochs_before += n_epochs
+        yield from self._finish()
+
+    # -- the pieces of the loop --
+    def _setup(self) -> None:
+        """Threads, processes, device, seeds, tensors on the device, and a saved run to resume."""
         s, model = self.settings, self.model
         if s.threads:
             torch.set_num_threads(s.threads)
-        rank, world = distributed()
-        device = pick_device(s.device) if world == 1 or not torch.cuda.is_available() else \
-            torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+        self.rank, self.world = distributed()
+        self.device = (torch.device("cuda", int(os.environ.get("LOCAL_RANK", self.rank)))
+                       if self.world > 1 and torch.cuda.is_available() else pick_device(s.device))
+        if s.batch_size % self.world:
+            raise ValueError(f"batch_size {s.batch_size} does not split evenly over {self.world} processes")
         torch.manual_seed(s.seed)
-        shuffle = torch.Generator(device="cpu").manual_seed(s.seed)
-        model.to(device)
-        x, y = self.data.train_x.to(device), self.data.train_y.to(device)
-        vx, vy = self.data.val_x.to(device), self.data.val_y.to(device)
-        n, bs = len(x), s.batch_size
-        if bs % world:
-            raise ValueError(f"batch_size {bs} does not split evenly over {world} processes")
-        history = self.history
-        history["device"] = str(device)
-        if world > 1:
-            history["processes"] = world
-        phases = model.training_phases(s.epochs)
-        steps_per_epoch = -(-n // bs)
-        step, done, best = s.start_step, 0, None  # done: epochs finished (all phases)
-        saved_state = self._resume_state() if self.resume else None
-        if saved_state is not None:
-            meta, tensors, old_history = saved_state
-            load_weights(model, self.out_dir, device)
-            step, done = meta["step"], meta["epoch"]
-            history["epochs"] = old_history.get("epochs", [])[:done]
-            history["resumed_after_epoch"] = done
-            best = meta.get("best")
+        self.shuffle = torch.Generator(device="cpu").manual_seed(s.seed)
+        model.to(self.device)
+        self.x, self.y = self.data.train_x.to(self.device), self.data.train_y.to(self.device)
+        self.val_x, self.val_y = self.data.val_x.to(self.device), self.data.val_y.to(self.device)
+        self.history["device"] = str(self.device)
+        if self.world > 1:
+            self.history["processes"] = self.world
+        self.phases = model.training_phases(s.epochs)
+        self.steps_per_epoch = -(-len(self.x) // s.batch_size)
+        self.total_steps = s.start_step + self.steps_per_epoch * sum(e for _, e in self.phases)
+        self.show = s.progress and self.rank == 0
+        self.step, self.done, self.best, self.since_best = s.start_step, 0, None, 0
+        self.position = self.optimisers = None
+        self.saved = self._resume_state() if self.resume else None
+        if self.saved is not None:
+            meta, tensors, old_history = self.saved
+            load_weights(model, self.out_dir, self.device)
+            self.step, self.done, self.best = meta["step"], meta["epoch"], meta.get("best")
+            self.since_best = 0 if self.best is None else self.done - self.best["epoch"]
+            self.history["epochs"] = old_history.get("epochs", [])[:self.done]
+            self.history["resumed_after_epoch"] = self.done
             torch.set_rng_state(tensors["rng.torch"])
-            shuffle.set_state(tensors["rng.shuffle"])
+            self.shuffle.set_state(tensors["rng.shuffle"])
             if "rng.cuda" in tensors and torch.cuda.is_available():
                 torch.cuda.set_rng_state(tensors["rng.cuda"])
-        total_steps = s.start_step + steps_per_epoch * sum(e for _, e in phases)
-        show = s.progress and rank == 0
-        epoch_index, position = 0, None
-        since_best = 0 if best is None else done - best["epoch"]
-        for phase_index, (phase, n_epochs) in enumerate(phases):
-            if epoch_index + n_epochs <= done:  # a phase finished before the resume point
-                epoch_index += n_epochs
-                continue
-            model.set_phase(phase)
-            groups = model.optimizer_groups()
-            optimisers = {g: torch.optim.Adam(params, lr=s.lr) for g, params in groups.items()}
-            if saved_state is not None and saved_state[0].get("phase_index") == phase_index:
-                for g, opt in optimisers.items():
-                    load_optimiser(g, opt, saved_state[0]["optimisers"][g], saved_state[1])
-            names = list(optimisers)
-            engine = None
-            if world > 1:
-                if len(names) > 1:
-                    raise ValueError("training on several processes supports models with one optimiser "
-                                     f"group; this one has {names} (adversarial models train on one process)")
-                from torch.nn.parallel import DistributedDataParallel
 
-                engine = DistributedDataParallel(_LossModule(model))
-            for epoch in range(n_epochs):
-                epoch_index += 1
-                if epoch_index <= done:
-                    continue
-                model.train()
-                start = time.perf_counter()
-                perm = torch.randperm(n, generator=shuffle).to(device)
-                sums: dict[str, torch.Tensor] = {}
-                bar = tqdm(range(0, n, bs), desc=f"{phase} {epoch + 1}/{n_epochs}", leave=False,
-                           disable=not show, unit="batch")
-                for batch, i in enumerate(bar):
-                    if self._stop_requested or (s.max_steps is not None and step >= s.max_steps):
-                        reason = "requested" if self._stop_requested else "max_steps"
-                        yield from self._stopped(reason, step, epoch_index - 1)
-                        return
-                    idx = perm[i:i + bs]
-                    if world > 1:
-                        idx = idx[rank::world]  # this rank's shard of the batch
-                    xb = _binarize(x[idx], s.binarize)
-                    lr = s.lr
-                    if s.lr_schedule != "constant":
-                        lr = s.lr * lr_factor(step, s.lr_schedule, total_steps, s.lr_floor)
-                        for opt in optimisers.values():
-                            for pg in opt.param_groups:
-                                pg["lr"] = lr
-                    if engine is None:
-                        out = model.loss(xb, y[idx], step)
-                    else:
-                        _, out = engine(xb, y[idx], step)
-                    finite = torch.isfinite(out.total.detach())
-                    if world > 1:  # every rank stops together
-                        import torch.distributed as dist
+    def _phase(self, phase_index: int, phase: str, n_epochs: int, epochs_before: int):
+        """One phase's epochs with its own optimisers; returns False when training stopped."""
+        model = self.model
+        model.set_phase(phase)
+        self.groups = model.optimizer_groups()
+        self.optimisers = {g: torch.optim.Adam(params, lr=self.settings.lr) for g, params in self.groups.items()}
+        if self.saved is not None and self.saved[0].get("phase_index") == phase_index:
+            for g, opt in self.optimisers.items():  # resuming inside this phase: Adam's moments too
+                load_optimiser(g, opt, self.saved[0]["optimisers"][g], self.saved[1])
+        self.engine = None
+        if self.world > 1:
+            if len(self.optimisers) > 1:
+                raise ValueError("training on several processes supports models with one optimiser group; "
+                                 f"this one has {list(self.optimisers)} (adversarial models train on one process)")
+            from torch.nn.parallel import DistributedDataParallel
 
-                        flag = finite.float().reshape(1)
-                        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-                        finite = flag[0] > 0
-                    if not finite:
-                        where = f"{phase} epoch {epoch + 1}, step {step}"
-                        yield from self._stopped("non-finite loss", step, epoch_index - 1, where=where,
-                                                 value=float(out.total.detach()))
-                        return
-                    for j, g in enumerate(names):
-                        optimisers[g].zero_grad(set_to_none=True)
-                        out.objective(g).backward(inputs=groups[g], retain_graph=j < len(names) - 1)
-                        if s.grad_clip:
-                            torch.nn.utils.clip_grad_norm_(groups[g], s.grad_clip)
-                        optimisers[g].step()
-                    terms = {k: v.detach() for k, v in out.terms.items()}
-                    for k, v in terms.items():
-                        sums[k] = sums[k] + v * len(idx) if k in sums else v * len(idx)
-                    step += 1
-                    if show and step % 25 == 0:
-                        bar.set_postfix(loss=f"{float(terms['total']):.3f}")
-                    yield Step(step, epoch_index, phase, terms, lr, batch, steps_per_epoch)
-                seconds = time.perf_counter() - start
-                train_means = {k: float(v) / (n / world) for k, v in sums.items()}
-                record = {"epoch": epoch_index, "phase": phase, "step": step, "train": train_means,
-                          "val": evaluate_loss(model, vx, vy, s, step),
-                          "seconds": seconds, "images_per_second": n / seconds}
-                history["epochs"].append(record)
-                if show:
-                    tqdm.write(f"{phase} {epoch + 1}/{n_epochs}: train {train_means['total']:.4f}"
-                               f"  val {record['val']['total']:.4f}  ({seconds:.1f}s)")
-                yield EpochEnd(record)
-                val = record["val"]["total"]
-                bad = non_finite_tensors(model)
-                if not math.isfinite(val) or bad:
-                    history["epochs"].pop()
-                    what = " and ".join(([f"non-finite weights ({', '.join(bad[:3])})"] if bad else [])
-                                        + ([f"validation loss {val}"] if not math.isfinite(val) else []))
-                    yield from self._stopped("non-finite epoch", step, epoch_index - 1, where=f"epoch {epoch_index}",
-                                             detail=what)
-                    return
-                if best is None or val < best["val"]:
-                    best, since_best = {"epoch": epoch_index, "val": val}, 0
-                else:
-                    since_best += 1
-                history["best_epoch"] = best["epoch"]
-                position = {"step": step, "epoch": epoch_index, "phase_index": phase_index,
-                            "phase": phase, "best": best}
-                if self.out_dir is not None and rank == 0:
-                    self.save(model, self.out_dir, {**history, "status": "running"},
-                              self._state(position, optimisers, shuffle))
-                    yield Saved(epoch_index, self.out_dir)
-                if s.patience and since_best >= s.patience:
-                    yield from self._stopped("early stopping", step, epoch_index,
-                                             detail=f"no better validation loss for {since_best} epochs "
-                                                    f"(best: epoch {best['epoch']}, {best['val']:.4f})")
-                    return
-        history["status"] = "completed"
-        if self.out_dir is not None and rank == 0:
-            if position is not None:
-                state = self._state(position, optimisers, shuffle)
+            self.engine = DistributedDataParallel(_LossModule(model))
+        for epoch in range(max(0, self.done - epochs_before), n_epochs):
+            label = f"{phase} {epoch + 1}/{n_epochs}"
+            sums = yield from self._epoch(epoch_index=epochs_before + epoch + 1, phase=phase, label=label)
+            if sums is None:
+                return False
+            record = yield from self._end_epoch(epochs_before + epoch + 1, phase, phase_index, label, *sums)
+            if record is None:
+                return False
+        return True
+
+    def _epoch(self, epoch_index: int, phase: str, label: str):
+        """The steps of one epoch; returns ``(sums of the terms, seconds)``, or None when stopped."""
+        s, model = self.settings, self.model
+        model.train()
+        start = time.perf_counter()
+        perm = torch.randperm(len(self.x), generator=self.shuffle).to(self.device)
+        sums: dict[str, torch.Tensor] = {}
+        bar = tqdm(range(0, len(self.x), s.batch_size), desc=label, leave=False, disable=not self.show, unit="batch")
+        for batch, i in enumerate(bar):
+            if self._stop_requested or (s.max_steps is not None and self.step >= s.max_steps):
+                yield from self._stopped("requested" if self._stop_requested else "max_steps", epoch_index - 1)
+                return None
+            idx = perm[i:i + s.batch_size]
+            if self.world > 1:
+                idx = idx[self.rank::self.world]  # this rank's shard of the batch
+            out, lr = self._forward(_binarize(self.x[idx], s.binarize), self.y[idx])
+            if not self._all_finite(out.total.detach()):
+                yield from self._stopped("non-finite loss", epoch_index - 1, where=f"{label}, step {self.step}",
+                                         value=float(out.total.detach()))
+                return None
+            self._backward(out)
+            terms = {k: v.detach() for k, v in out.terms.items()}
+            for k, v in terms.items():
+                sums[k] = sums[k] + v * len(idx) if k in sums else v * len(idx)
+            self.step += 1
+            if self.show and self.step % 25 == 0:
+                bar.set_postfix(loss=f"{float(terms['total']):.3f}")
+            yield Step(self.step, epoch_index, phase, terms, lr, batch, self.steps_per_epoch)
+        return sums, time.perf_counter() - start
+
+    def _forward(self, xb: torch.Tensor, yb: torch.Tensor):
+        """The loss of one batch at this step's learning rate; returns ``(LossOutput, lr)``."""
+        s, lr = self.settings, self.settings.lr
+        if s.lr_schedule != "constant":
+            lr = s.lr * lr_factor(self.step, s.lr_schedule, self.total_steps, s.lr_floor)
+            for opt in self.optimisers.values():
+                for pg in opt.param_groups:
+                    pg["lr"] = lr
+        if self.engine is None:
+            return self.model.loss(xb, yb, self.step), lr
+        return self.engine(xb, yb, self.step)[1], lr
+
+    def _backward(self, out) -> None:
+        """Each optimiser group steps on its own objective (one group for most models)."""
+        names = list(self.optimisers)
+        for j, g in enumerate(names):
+            self.optimisers[g].zero_grad(set_to_none=True)
+            out.objective(g).backward(inputs=self.groups[g], retain_graph=j < len(names) - 1)
+            if self.settings.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.groups[g], self.settings.grad_clip)
+            self.optimisers[g].step()
+
+    def _all_finite(self, total: torch.Tensor) -> bool:
+        """Whether the loss is finite on every rank (so that all ranks stop together)."""
+        finite = torch.isfinite(total).float().reshape(1)
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        return bool(finite[0] > 0)
+
+    def _end_epoch(self, epoch_index: int, phase: str, phase_index: int, label: str,
+                   sums: dict, seconds: float):
+        """Validate, refuse to save anything non-finite, save, and stop early when asked;
+        returns the epoch's record, or None when training stopped."""
+        n = len(self.x)
+        train = {k: float(v) / (n / self.world) for k, v in sums.items()}
+        record = {"epoch": epoch_index, "phase": phase, "step": self.step, "train": train,
+                  "val": evaluate_loss(self.model, self.val_x, self.val_y, self.settings, self.step),
+                  "seconds": seconds, "images_per_second": n / seconds}
+        self.history["epochs"].append(record)
+        if self.show:
+            tqdm.write(f"{label}: train {train['total']:.4f}  val {record['val']['total']:.4f}  ({seconds:.1f}s)")
+        yield EpochEnd(record)
+        val, bad = record["val"]["total"], non_finite_tensors(self.model)
+        if not math.isfinite(val) or bad:
+            self.history["epochs"].pop()
+            what = " and ".join(([f"non-finite weights ({', '.join(bad[:3])})"] if bad else [])
+                                + ([f"validation loss {val}"] if not math.isfinite(val) else []))
+            yield from self._stopped("non-finite epoch", epoch_index - 1, where=f"epoch {epoch_index}", detail=what)
+            return None
+        if self.best is None or val < self.best["val"]:
+            self.best, self.since_best = {"epoch": epoch_index, "val": val}, 0
+        else:
+            self.since_best += 1
+        self.history["best_epoch"] = self.best["epoch"]
+        self.position = {"step": self.step, "epoch": epoch_index, "phase_index": phase_index, "phase": phase,
+                         "best": self.best}
+        if self.out_dir is not None and self.rank == 0:
+            self.save(self.model, self.out_dir, {**self.history, "status": "running"}, self._state())
+            yield Saved(epoch_index, self.out_dir)
+        if self.settings.patience and self.since_best >= self.settings.patience:
+            yield from self._stopped("early stopping", epoch_index,
+                                     detail=f"no better validation loss for {self.since_best} epochs "
+                                            f"(best: epoch {self.best['epoch']}, {self.best['val']:.4f})")
+            return None
+        return record
+
+    def _finish(self):
+        self.history["status"] = "completed"
+        if self.out_dir is not None and self.rank == 0:
+            if self.position is not None:
+                state = self._state()
             else:  # resumed a run whose epochs were all done: mark it completed, state unchanged
-                state = saved_state[:2] if saved_state is not None else None
-            self.save(model, self.out_dir, history, state)
-        yield Finished(history)
+                state = self.saved[:2] if self.saved is not None else None
+            self.save(self.model, self.out_dir, self.history, state)
+        yield Finished(self.history)
 
     def _kept(self, epoch: int) -> str:
         if self.out_dir is None:
@@ -431,8 +461,9 @@ class Training:
                     if held_epochs else f"The last good checkpoint is kept in {self.out_dir}.")
         return "No checkpoint had been written yet."
 
-    def _stopped(self, reason: str, step: int, epoch: int, where: str = "", value: float | None = None,
+    def _stopped(self, reason: str, epoch: int, where: str = "", value: float | None = None,
                  detail: str = "") -> Iterator[Event]:
+        step = self.step
         kept = self._kept(epoch)
         if reason == "non-finite loss":
             message = (f"loss became {value} at {where}; training stopped. {kept} "
