@@ -45,23 +45,19 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from vaelab.data import Dataset
-from vaelab.folders import (CONFIG, HISTORY, WEIGHTS, CheckpointError, atomic_folder, fingerprint,
-                            load_weights, read_json, write_json, write_weights)
+from vaelab.folders import CONFIG
+from vaelab.models.code_prior import (KIND, PRIOR_DIR, attach_if_present, load_prior,  # noqa: F401
+                                      read_prior_config, weights_fingerprint, write_prior)
 from vaelab.nn.pixelcnn import (CodePrior, GatedLayer, GatedPixelCNN, MaskedConv2d, PixelCNNConfig,  # noqa: F401
                                 PriorConfig, _levels, as_grid, draw)
 from vaelab.models.base import LossOutput, Trainable
-from vaelab.registry import config_from_dict
 
-PRIOR_DIR = "prior"  # sub-folder of a checkpoint holding its code prior
-FORMAT_VERSION = 1
-KIND = "gated-pixelcnn"
 
 
 @dataclass(frozen=True)
@@ -170,64 +166,15 @@ def train_prior(model, data, config: PriorConfig = PriorConfig(), settings: Prio
 
 # --- saving and loading -------------------------------------------------------------------------
 
-def weights_fingerprint(checkpoint: str | os.PathLike) -> str | None:
-    """SHA-256 of the base checkpoint's weights (None if it has none)."""
-    return fingerprint(Path(checkpoint) / WEIGHTS)
-
-
 def save_prior(prior: CodePrior, checkpoint: str | os.PathLike, history: dict | None = None) -> Path:
-    """Write ``prior`` to ``checkpoint/prior/`` atomically (temporary folder, then rename)."""
-    out = Path(checkpoint) / PRIOR_DIR
-    with atomic_folder(out) as tmp:
-        write_json(tmp / CONFIG, {"format": FORMAT_VERSION, "kind": KIND,
-                                  "levels": [asdict(c) for c in prior.configs],
-                                  "base_weights_sha256": weights_fingerprint(checkpoint)})
-        write_weights(prior, tmp / WEIGHTS)
-        if history is not None:
-            write_json(tmp / HISTORY, history)
+    """Write ``prior`` to ``checkpoint/prior/`` atomically and refresh the model's recorded info
+    (it now has a prior and can sample)."""
+    out = write_prior(prior, checkpoint, history)
     if (Path(checkpoint) / CONFIG).is_file():
         from vaelab.checkpoint import describe
 
-        describe(checkpoint)  # the model's recorded info now says it has a prior and can sample
+        describe(checkpoint)
     return out
-
-
-def read_prior_config(checkpoint: str | os.PathLike) -> dict:
-    meta = read_json(Path(checkpoint) / PRIOR_DIR, CONFIG)
-    if meta is None:
-        raise CheckpointError(f"{Path(checkpoint) / PRIOR_DIR} holds no {CONFIG}")
-    return meta
-
-
-def load_prior(checkpoint: str | os.PathLike, device: str | torch.device = "cpu") -> CodePrior:
-    """Rebuild the prior saved in ``checkpoint/prior/`` (eval mode)."""
-    folder = Path(checkpoint) / PRIOR_DIR
-    meta = read_prior_config(checkpoint)
-    if meta.get("kind") != KIND:
-        raise CheckpointError(f"{folder}: unknown prior kind {meta.get('kind')!r}; this vaelab reads {KIND!r}")
-    prior = CodePrior(tuple(config_from_dict(PixelCNNConfig, c) for c in meta["levels"]))
-    load_weights(prior, folder, device)
-    return prior.to(device).eval()
-
-
-def attach_if_present(model, checkpoint: str | os.PathLike, device: str | torch.device = "cpu") -> bool:
-    """Attach ``checkpoint/prior/`` to ``model`` when that folder exists (the hook
-    :meth:`CodePriorMixin.attach_extras` calls this). Returns whether a prior was attached. A
-    prior whose recorded weights hash differs from the checkpoint's weights is left out with a
-    warning (it was fitted to other codes)."""
-    if not (Path(checkpoint) / PRIOR_DIR / CONFIG).is_file():
-        return False
-    recorded = read_prior_config(checkpoint).get("base_weights_sha256")
-    if recorded is not None and recorded != weights_fingerprint(checkpoint):
-        warnings.warn(f"{Path(checkpoint) / PRIOR_DIR} was trained on other weights than "
-                      f"{checkpoint}/{WEIGHTS}; not attached. Retrain it with train-prior.",
-                      stacklevel=2)
-        return False
-    try:
-        model.attach_prior(load_prior(checkpoint, device))
-    except ValueError as error:
-        raise CheckpointError(f"{checkpoint}: {error}") from error
-    return True
 
 
 __all__ = [
