@@ -9,7 +9,7 @@ from scipy import stats
 
 import vaelab
 from vaelab import schedules
-from vaelab.nn.gumbel import (GumbelSoftmax, categorical_kl_uniform, categorical_sample,
+from vaelab.nn.gumbel import (GumbelQuantizer, categorical_kl_uniform, categorical_sample,
                               code_perplexity, gumbel_softmax)
 
 LOGITS = torch.tensor([1.5, 0.2, -0.7, 0.9, -2.0])  # K = 5, unnormalised
@@ -77,16 +77,36 @@ def test_soft_samples_approach_one_hot_as_temperature_falls():
 
 
 def test_eval_mode_is_deterministic_argmax():
-    layer = GumbelSoftmax(hard=False, dim=-1).eval()
+    layer = GumbelQuantizer(10, dim=-1, hard=False).eval()  # no codebook: z_q is the codes
     logits = torch.randn(16, 20, 10)
     state = torch.get_rng_state()
     a, b = layer(logits, tau=1.0), layer(logits, tau=1.0)
     assert torch.equal(torch.get_rng_state(), state)  # no noise drawn
-    assert torch.equal(a.codes, b.codes)
+    assert torch.equal(a.z_q, b.z_q)
     assert torch.equal(a.indices, logits.argmax(-1))
-    assert torch.equal(a.codes, torch.nn.functional.one_hot(logits.argmax(-1), 10).float())
+    assert torch.equal(a.z_q, torch.nn.functional.one_hot(logits.argmax(-1), 10).float())
     layer.train()
-    assert not torch.equal(layer(logits, 1.0).codes, layer(logits, 1.0).codes)  # noisy in training
+    assert not torch.equal(layer(logits, 1.0).z_q, layer(logits, 1.0).z_q)  # noisy in training
+
+
+@pytest.mark.parametrize("hard", [False, True])
+def test_training_mode_draws_the_relaxed_sample_at_the_given_temperature(hard):
+    layer = GumbelQuantizer(10, dim=-1, hard=hard).train()
+    logits = torch.randn(16, 20, 10)
+    out = layer(logits, tau=0.3, generator=torch.Generator().manual_seed(4))
+    expected = gumbel_softmax(logits, 0.3, hard, -1, torch.Generator().manual_seed(4))
+    assert torch.equal(out.z_q, expected) and torch.equal(out.indices, expected.argmax(-1))
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_exact_mode_is_the_categorical_sample_of_the_generator_in_either_mode(training):
+    layer = GumbelQuantizer(6, dim=1, code_dim=3).train(training)  # a (B, K, h, w) grid
+    logits = torch.randn(4, 6, 3, 3)
+    out = layer(logits, sample="exact", generator=torch.Generator().manual_seed(2))
+    codes = categorical_sample(logits, 1, torch.Generator().manual_seed(2))  # (B, K, h, w) one-hot
+    assert torch.equal(out.indices, codes.argmax(1))
+    assert torch.allclose(out.z_q, torch.einsum("bkhw,kd->bdhw", codes, layer.codebook))
+    assert torch.equal(out.z_q, layer.lookup(out.indices))  # the rows of the sampled codes
 
 
 @pytest.mark.parametrize("name", ["gumbel-vae", "dvae"])

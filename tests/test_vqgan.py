@@ -148,10 +148,17 @@ def test_training_before_the_start_step_leaves_the_discriminator_alone(digits):
 def test_reuses_the_vq_vae():
     from vaelab.models.vqvae import VQVAE
 
+    from vaelab.models.grid import GridAutoEncoder
+    from vaelab.nn.quantize import VectorQuantizer
+
     model = tiny()
-    assert isinstance(model, VQVAE)
+    assert isinstance(model, VQVAE) and isinstance(model, GridAutoEncoder)
+    assert isinstance(model.quantizer, VectorQuantizer)
     assert model.info.latent == "discrete" and model.info.codebook_size == 16
     assert model.info.index_shapes == ((2, 2),) and not model.info.can_sample
+    # the VQ-VAE's terms, then the GAN's on top
+    terms = model.loss(torch.rand(8, 1, 8, 8)).terms
+    assert {"recon", "commitment", "perplexity", "feature", "adv", "disc"} <= set(terms)
 
 
 def test_inherits_the_vq_vae_code_prior(digits, tmp_path):

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vaelab.nn import bottleneck
+
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015
 
 
@@ -59,10 +61,9 @@ def codebook_usage(indices: torch.Tensor, codebook_size: int) -> torch.Tensor:
 
 
 def perplexity(counts: torch.Tensor) -> float:
-    """``exp(H(p))`` of the usage distribution: K for uniform use, 1 for a single code."""
-    p = counts.double() / counts.sum()
-    nz = p[p > 0]
-    return float(torch.exp(-(nz * nz.log()).sum()))
+    """``exp(H(p))`` of the usage distribution: K for uniform use, 1 for a single code
+    (:func:`vaelab.nn.bottleneck.perplexity`, as a number)."""
+    return float(bottleneck.perplexity(counts))
 
 
 def codebook_health(counts: torch.Tensor) -> dict:

@@ -7,10 +7,15 @@
 - ``dvae``: a grid of categorical codes over the image, the idea of DALL-E's dVAE (Ramesh et al.
   2021, "Zero-Shot Text-to-Image Generation", §2.1): a conv trunk gives K logits per grid cell,
   the Gumbel-softmax sample picks a mixture of codebook vectors (a 1×1 convolution / matmul with
-  the codebook), and a conv decoder maps the code grid back to the image.
+  the codebook), and a conv decoder maps the code grid back to the image. It is the grid
+  autoencoder of the VQ-VAE (:class:`vaelab.models.grid.GridAutoEncoder`) with a Gumbel-softmax
+  quantiser in the slot where the VQ-VAE has its vector quantiser.
 
-Both minimise ``E_q[−log p(x|z)] + w · KL(q(z|x) || Uniform)``, with the relaxed sample in
-training and τ annealed by :func:`vaelab.schedules.temperature`. In ``eval`` mode, ``encode``
+Both put the bottleneck in a :class:`vaelab.nn.gumbel.GumbelQuantizer` (for the dVAE it owns the
+codebook; for the categorical VAE the codes are ``z`` themselves), which returns the same
+:class:`vaelab.nn.bottleneck.BottleneckOutput` as the vector quantiser. Both minimise
+``E_q[−log p(x|z)] + w · KL(q(z|x) || Uniform)``, with the relaxed sample in training and τ
+annealed by :func:`vaelab.schedules.temperature`. In ``eval`` mode, ``encode``
 and ``reconstruct`` take the argmax code; the *loss* instead draws an exact categorical sample
 (hard, from a fixed-seed generator, so validation is reproducible), which makes ``neg_elbo`` an
 unbiased one-sample estimate of the true discrete −ELBO rather than of the relaxed objective.
@@ -21,13 +26,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from vaelab import losses, schedules
 from vaelab.models.base import AutoEncoder, BaseConfig, Latent, LossOutput, ModelInfo
-from vaelab.nn.backbones import ConvTrunk, ConvTrunkDecoder, Decoder, Encoder, activation, conv_grid
-from vaelab.nn.gumbel import GumbelSoftmax, categorical_sample, code_perplexity, one_hot
 from vaelab.models.code_prior import CodePriorMixin
+from vaelab.models.grid import GridAutoEncoder
+from vaelab.nn.backbones import Decoder, Encoder
+from vaelab.nn.gumbel import GumbelQuantizer
 from vaelab.registry import register
 
 EVAL_SEED = 0  # seed of the categorical samples the loss draws in eval mode
@@ -69,21 +74,14 @@ class DVAEConfig(GumbelConfig):
 
 
 class GumbelAutoEncoder(CodePriorMixin, AutoEncoder):
-    """What both Gumbel-softmax models share. Subclasses build the networks and define
-    ``posterior_logits`` (categories along ``category_dim``), ``codes_to_z`` and ``decode_params``."""
+    """What both Gumbel-softmax models share: the ELBO loss, τ and KL-weight schedules, the
+    uniform prior. Subclasses build ``encoder``, ``quantizer`` (a :class:`GumbelQuantizer` with
+    categories along ``category_dim``) and ``decoder``, and define ``posterior_logits``."""
 
     category_dim: int  # where the K categories sit in the logits (-1 for (B, N, K); 1 for (B, K, h, w))
 
-    def __init__(self, config: GumbelConfig):
-        super().__init__(config)
-        self.bottleneck = GumbelSoftmax(hard=config.hard, dim=self.category_dim)
-
     # --- subclasses -----------------------------------------------------------------------
     def posterior_logits(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def codes_to_z(self, codes: torch.Tensor) -> torch.Tensor:
-        """One-hot or relaxed codes (shape of the logits) -> the ``z`` the decoder takes."""
         raise NotImplementedError
 
     @property
@@ -91,6 +89,11 @@ class GumbelAutoEncoder(CodePriorMixin, AutoEncoder):
         raise NotImplementedError
 
     # --- shared ---------------------------------------------------------------------------
+    def make_quantizer(self, code_dim: int | None = None) -> GumbelQuantizer:
+        """The Gumbel-softmax bottleneck over ``category_dim``; with ``code_dim``, its own codebook."""
+        c = self.config
+        return GumbelQuantizer(c.codebook_size, self.category_dim, c.hard, code_dim)
+
     def temperature(self, step: int) -> float:
         c = self.config
         return schedules.temperature(step, c.tau_start, c.tau_floor, c.tau_schedule, c.tau_rate,
@@ -101,37 +104,27 @@ class GumbelAutoEncoder(CodePriorMixin, AutoEncoder):
         return schedules.kl_weight(step, c.kl_weight, c.kl_warmup, c.warmup_steps)
 
     def encode(self, x: torch.Tensor, y=None) -> Latent:
-        logits = self.posterior_logits(x)
-        out = self.bottleneck(logits, self.temperature(0))
-        return Latent(z=self.codes_to_z(out.codes), indices=out.indices, logits=logits)
+        q = self.quantizer(self.posterior_logits(x), self.temperature(0))
+        return Latent(z=q.z_q, indices=q.indices, logits=q.logits)
 
     def latent_from_indices(self, indices: torch.Tensor) -> torch.Tensor:
-        codes = one_hot(indices.long(), self.config.codebook_size, self.category_dim)
-        return self.codes_to_z(codes.to(next(self.parameters()).dtype))
+        return self.quantizer.lookup(indices).to(next(self.parameters()).dtype)
 
     def loss(self, x: torch.Tensor, y=None, step: int = 0) -> LossOutput:
         logits = self.posterior_logits(x)
         tau = self.temperature(step)
         if self.training:
-            out = self.bottleneck(logits, tau)
-            codes, kl = out.codes, out.kl
+            q = self.quantizer(logits, tau)
         else:  # an exact discrete sample: neg_elbo estimates the true −ELBO
             gen = torch.Generator(device=logits.device).manual_seed(EVAL_SEED)
-            codes = categorical_sample(logits, self.category_dim, gen)
-            kl = self.bottleneck(logits, tau).kl
-        recon = self.recon_nll(self.decode_params(self.codes_to_z(codes)), x)  # (B,)
+            q = self.quantizer(logits, tau, sample="exact", generator=gen)
+        recon = self.recon_nll(self.decode_params(q.z_q), x)  # (B,)
         weight = self.kl_weight(step)
-        terms = losses.elbo_terms(recon, losses.sum_per_image(kl), weight)
-        assigned = one_hot(logits.detach().argmax(self.category_dim), self.config.codebook_size)
+        terms = losses.elbo_terms(recon, q.losses["kl"], weight)  # the KL is already a batch mean
         terms["temperature"] = torch.tensor(tau)
         terms["kl_weight"] = torch.tensor(weight)
-        terms["perplexity"] = self.usage_perplexity(assigned)
+        terms.update(q.stats)  # perplexity of the argmax codes
         return LossOutput(terms["total"], terms)
-
-    def usage_perplexity(self, assigned: torch.Tensor) -> torch.Tensor:
-        """Perplexity of the argmax codes in the batch; ``assigned`` is one-hot ``(B, ..., K)``.
-        By default each variable has its own K categories: one perplexity per variable, averaged."""
-        return code_perplexity(assigned, -1, (0,))
 
     def fixed_prior_indices(self, n: int, generator=None) -> torch.Tensor:
         """Codes from the uniform prior, one category per variable / grid cell; ``sample``
@@ -152,6 +145,7 @@ class GumbelVAE(GumbelAutoEncoder):
         c = config
         n_code = c.num_variables * c.codebook_size
         self.encoder = Encoder(c.image_shape, n_code, c.backbone, c.hidden, c.channels, c.activation)
+        self.quantizer = self.make_quantizer()  # no codebook: z is the (B, N, K) codes themselves
         self.decoder = Decoder(c.image_shape, n_code, c.backbone, tuple(reversed(c.hidden)),
                                c.channels, c.activation)
 
@@ -171,9 +165,6 @@ class GumbelVAE(GumbelAutoEncoder):
         c = self.config
         return self.encoder(x).view(-1, c.num_variables, c.codebook_size)  # (B, N, K)
 
-    def codes_to_z(self, codes: torch.Tensor) -> torch.Tensor:
-        return codes  # z is the (B, N, K) codes themselves
-
     def decode_params(self, z, y=None) -> torch.Tensor:
         return self.decoder(z.flatten(1))  # (B, N·K) -> (B, C, H, W)
 
@@ -181,26 +172,22 @@ class GumbelVAE(GumbelAutoEncoder):
 @register("dvae", DVAEConfig, family="discrete",
           tiny={"image_shape": (1, 8, 8), "channels": (4, 8), "codebook_size": 8, "embed_dim": 4},
           description="Grid dVAE (DALL-E's idea): a 7×7 grid of codes from a K-entry codebook, chosen by Gumbel-softmax")
-class DVAE(GumbelAutoEncoder):
+class DVAE(GumbelAutoEncoder, GridAutoEncoder):
+    """The grid autoencoder with a Gumbel-softmax quantiser that owns the codebook: encoder
+    ``(B, C, H, W) -> (B, K, h, w)`` logits (trunk, one 3×3 conv, 1×1 conv), codes mapped
+    through the ``(K, D)`` codebook to ``z`` ``(B, D, h, w)``, decoder (3×3 conv, one more 3×3
+    conv, transposed trunk).
+
+    Checkpoints written before the codebook moved into the quantiser store it as ``codebook``;
+    :meth:`upgrade_state_dict` renames it to ``quantizer.codebook``, so they load unchanged.
+    """
+
     category_dim = 1  # logits and codes are (B, K, h, w)
 
     def __init__(self, config: DVAEConfig):
-        super().__init__(config)
-        c = config
-        ch = c.channels[-1]
-        self.grid = conv_grid(c.image_shape, len(c.channels))  # (h, w)
-        # (B, C, H, W) -> (B, ch, h, w) -> (B, K, h, w)
-        self.encoder = nn.Sequential(
-            ConvTrunk(c.image_shape[0], c.channels, c.activation),
-            nn.Conv2d(ch, ch, 3, padding=1), activation(c.activation),
-            nn.Conv2d(ch, c.codebook_size, 1))
-        # the codebook: row k is code k's vector; a one-hot (B, K, h, w) picks rows -> (B, D, h, w)
-        self.codebook = nn.Parameter(torch.randn(c.codebook_size, c.embed_dim))
-        # (B, D, h, w) -> (B, ch, h, w) -> (B, C, H, W)
-        self.decoder = nn.Sequential(
-            nn.Conv2d(c.embed_dim, ch, 3, padding=1), activation(c.activation),
-            nn.Conv2d(ch, ch, 3, padding=1), activation(c.activation),
-            ConvTrunkDecoder(c.image_shape[0], c.channels, c.activation))
+        super().__init__(config, lambda: self.make_quantizer(config.embed_dim),
+                         encoder_out=config.codebook_size, decoder_in=config.embed_dim,
+                         conv_layers=1)
 
     @property
     def index_shape(self) -> tuple[int, ...]:
@@ -217,13 +204,6 @@ class DVAE(GumbelAutoEncoder):
     def posterior_logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)  # (B, K, h, w)
 
-    def codes_to_z(self, codes: torch.Tensor) -> torch.Tensor:
-        # (B, K, h, w) · (K, D) -> (B, D, h, w): a 1×1 convolution with the codebook
-        return torch.einsum("bkhw,kd->bdhw", codes, self.codebook)
-
-    def decode_params(self, z, y=None) -> torch.Tensor:
-        return self.decoder(z)
-
-    def usage_perplexity(self, assigned: torch.Tensor) -> torch.Tensor:
-        # one codebook shared by every cell: pool batch and grid, (B, h, w, K) -> (K,)
-        return code_perplexity(assigned, -1, (0, 1, 2))
+    def upgrade_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``codebook`` (the top-level parameter of older versions) -> ``quantizer.codebook``."""
+        return {("quantizer.codebook" if k == "codebook" else k): v for k, v in state.items()}

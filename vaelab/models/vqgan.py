@@ -52,11 +52,10 @@ from torch.func import functional_call
 from vaelab import losses
 from vaelab.models.base import LossOutput
 from vaelab.models.vqvae import TINY as VQ_TINY
-from vaelab.models.vqvae import VQVAE, VQVAEConfig, _loss_terms
+from vaelab.models.vqvae import VQVAE, VQVAEConfig
 from vaelab.nn.discriminators import make_discriminator
 from vaelab.paths import REPO_ROOT  # relative feature_net paths start here
 from vaelab.registry import register
-
 
 
 class FeatureNetworkError(ValueError):
@@ -160,10 +159,7 @@ class VQGAN(VQVAE):
 
     def loss(self, x: torch.Tensor, y=None, step: int = 0) -> LossOutput:
         c = self.config
-        q = self.quantizer(self.encoder(x))  # updates EMA / usage / restarts in training mode
-        params = self.decode_params(q.z_q)  # (B, C, H, W) logits / means
-        recon = self.recon_nll(params, x).mean()
-        terms = _loss_terms(recon, {"": q})  # recon, commitment (, codebook), total, perplexity
+        terms, params = self.vq_terms(x)  # recon, commitment (, codebook), total, perplexity
         x_hat = losses.params_to_image(params, c.likelihood)  # (B, C, H, W) in [0, 1]
         on = self.gan_factor(step)
 

@@ -3,7 +3,9 @@ Representation Learning", 2017) and its two-level version VQ-VAE-2 (Razavi, van 
 Vinyals, "Generating Diverse High-Fidelity Images with VQ-VAE-2", 2019).
 
 The encoder maps an image to a grid of ``D``-vectors, each replaced by its nearest codebook entry
-(:class:`vaelab.nn.quantize.VectorQuantizer`); the decoder sees only the codes. The loss is
+(:class:`vaelab.nn.quantize.VectorQuantizer`); the decoder sees only the codes. The VQ-VAE is the
+grid autoencoder (:class:`vaelab.models.grid.GridAutoEncoder`) with this quantiser in its slot: the
+grid dVAE is the same pair with a Gumbel-softmax quantiser. The loss is
 ``recon + ‖sg[z_e] − e‖² + β ‖z_e − sg[e]‖²`` (paper, eq. 3; the codebook term is dropped when
 the codebook follows EMAs). The models have no prior of their own: ``can_sample`` is False until
 a code prior (:mod:`vaelab.prior`, a gated PixelCNN over the index maps) is attached, which
@@ -27,9 +29,12 @@ import torch
 from torch import nn
 
 from vaelab.models.base import AutoEncoder, BaseConfig, Latent, LossOutput, ModelInfo
-from vaelab.nn.backbones import ConvTrunk, ConvTrunkDecoder, ResidualStack, activation, conv_grid
-from vaelab.nn.quantize import QuantizerConfig, QuantizerOutput, VectorQuantizer
 from vaelab.models.code_prior import CodePriorMixin
+from vaelab.models.grid import GridAutoEncoder, check_grid_backbone
+from vaelab.nn.backbones import ConvTrunk, activation, conv_grid
+from vaelab.nn.bottleneck import BottleneckOutput
+from vaelab.nn.grid import GridDecoder
+from vaelab.nn.quantize import QuantizerConfig, VectorQuantizer
 from vaelab.registry import register
 
 
@@ -71,42 +76,29 @@ TINY = {"image_shape": (1, 8, 8), "channels": (4, 8), "latent_dim": 4, "codebook
 TINY2 = {**TINY, "channels": (8,)}  # one stage: 8×8 -> bottom 4×4 -> top 2×2
 
 
-def _check_conv(config: VQVAEConfig) -> None:
-    if config.backbone != "conv":
-        raise ValueError("vector-quantised models need backbone=conv: the codes form a spatial grid")
-
-
-def _loss_terms(recon: torch.Tensor, levels: dict[str, QuantizerOutput]) -> dict[str, torch.Tensor]:
-    """Sum the levels' VQ terms onto the reconstruction term; perplexity per level."""
+def _loss_terms(recon: torch.Tensor, levels: dict[str, BottleneckOutput]) -> dict[str, torch.Tensor]:
+    """Sum the levels' VQ terms onto the reconstruction term; stats (perplexity) per level."""
     terms = {"recon": recon}
     for q in levels.values():
         for name, value in q.losses.items():
             terms[name] = terms[name] + value if name in terms else value
     terms["total"] = sum(terms.values())
     for level, q in levels.items():
-        terms[f"perplexity{level}"] = q.perplexity
+        terms.update({f"{name}{level}": value for name, value in q.stats.items()})
     return terms
 
 
 @register("vq-vae", VQVAEConfig, family="discrete", tiny=TINY,
           description="VQ-VAE: each cell of a conv feature grid is snapped to the nearest of K learned codes")
-class VQVAE(CodePriorMixin, AutoEncoder):
+class VQVAE(GridAutoEncoder):
+    """The grid autoencoder with a vector quantiser in its slot: encoder ``(B, C, H, W) ->
+    (B, D, h, w)`` (trunk, residual blocks when ``res_blocks``, 1×1 conv), nearest codes, decoder
+    (3×3 conv, residual blocks or an activation, transposed trunk)."""
+
     def __init__(self, config: VQVAEConfig):
-        super().__init__(config)
-        _check_conv(config)
-        c = config
-        trunk_out = c.channels[-1]
-        self.grid = conv_grid(c.image_shape, len(c.channels))  # (h, w)
-        # (B, C, H, W) -> (B, ch[-1], h, w) -> (B, D, h, w)
-        self.encoder = nn.Sequential(ConvTrunk(c.image_shape[0], c.channels, c.activation),
-                                     *[ResidualStack(trunk_out, c.res_blocks, c.activation)] * bool(c.res_blocks),
-                                     nn.Conv2d(trunk_out, c.latent_dim, 1))
-        self.quantizer = VectorQuantizer(c.quantizer_config())
-        # (B, D, h, w) -> (B, ch[-1], h, w) -> (B, C, H, W) logits / means
-        self.decoder = nn.Sequential(nn.Conv2d(c.latent_dim, trunk_out, 3, padding=1),
-                                     ResidualStack(trunk_out, c.res_blocks, c.activation) if c.res_blocks
-                                     else activation(c.activation),
-                                     ConvTrunkDecoder(c.image_shape[0], c.channels, c.activation))
+        super().__init__(config, lambda: VectorQuantizer(config.quantizer_config()),
+                         encoder_out=config.latent_dim, decoder_in=config.latent_dim,
+                         res_blocks=config.res_blocks)
 
     @property
     def info(self) -> ModelInfo:
@@ -122,16 +114,15 @@ class VQVAE(CodePriorMixin, AutoEncoder):
         q = self.quantizer(z_e, update=False)  # encoding never changes the codebook
         return Latent(z=q.z_q, indices=q.indices, extras={"z_e": z_e})
 
-    def decode_params(self, z, y=None) -> torch.Tensor:
-        return self.decoder(z)
-
-    def latent_from_indices(self, indices: torch.Tensor) -> torch.Tensor:
-        return self.quantizer.lookup(indices)  # (B, h, w) -> (B, D, h, w)
+    def vq_terms(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The VQ-VAE's terms (``recon``, ``commitment`` (, ``codebook``), ``total``,
+        ``perplexity``) and the decoder output ``(B, C, H, W)`` they were computed from."""
+        q = self.quantizer(self.encoder(x))  # updates EMA / usage / restarts in training mode
+        params = self.decode_params(q.z_q)  # (B, C, H, W) logits / means
+        return _loss_terms(self.recon_nll(params, x).mean(), {"": q}), params
 
     def loss(self, x: torch.Tensor, y=None, step: int = 0) -> LossOutput:
-        q = self.quantizer(self.encoder(x))  # updates EMA / usage / restarts in training mode
-        recon = self.recon_nll(self.decode_params(q.z_q), x).mean()
-        terms = _loss_terms(recon, {"": q})
+        terms, _ = self.vq_terms(x)
         return LossOutput(terms["total"], terms)
 
 
@@ -140,7 +131,7 @@ class VQVAE(CodePriorMixin, AutoEncoder):
 class VQVAE2(CodePriorMixin, AutoEncoder):
     def __init__(self, config: VQVAE2Config):
         super().__init__(config)
-        _check_conv(config)
+        check_grid_backbone(config)
         c = config
         ch, d, act = c.channels[-1], c.latent_dim, c.activation
         hb, wb = conv_grid(c.image_shape, len(c.channels))
@@ -165,8 +156,8 @@ class VQVAE2(CodePriorMixin, AutoEncoder):
         self.quantizer_bottom = VectorQuantizer(c.quantizer_config())
         # the image decoder sees both levels: top codes upsampled to the bottom grid, concatenated
         self.upsample_top = up(d, d)  # (B, D, ht, wt) -> (B, D, hb, wb)
-        self.decoder = nn.Sequential(nn.Conv2d(2 * d, ch, 3, padding=1), activation(act),
-                                     ConvTrunkDecoder(c.image_shape[0], c.channels, act))
+        # (B, 2D, hb, wb) -> (B, C, H, W): the grid autoencoder's decoder, from both levels' codes
+        self.decoder = GridDecoder(c.image_shape, c.channels, act, 2 * d)
 
     @property
     def info(self) -> ModelInfo:
@@ -178,7 +169,7 @@ class VQVAE2(CodePriorMixin, AutoEncoder):
                          likelihood=c.likelihood)
 
     def quantize(self, x: torch.Tensor, update: bool | None = None
-                 ) -> tuple[QuantizerOutput, QuantizerOutput, torch.Tensor, torch.Tensor]:
+                 ) -> tuple[BottleneckOutput, BottleneckOutput, torch.Tensor, torch.Tensor]:
         """Both levels: (bottom output, top output, bottom z_e, top z_e); top first, since the
         bottom is conditioned on the quantised top."""
         h_bottom = self.encoder_bottom(x)  # (B, ch, hb, wb)

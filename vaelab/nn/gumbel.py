@@ -12,18 +12,21 @@ trick), and which approaches that one-hot sample as τ → 0. The *straight-thro
 gradient backward. At evaluation the bottleneck takes the argmax of the logits, without noise.
 
 Pure functions do the mathematics (each takes an optional ``torch.Generator``; without one it
-draws from torch's global RNG, so seeded training is deterministic); :class:`GumbelSoftmax`
-wraps them as a parameter-free layer that switches on ``model.eval()``.
+draws from torch's global RNG, so seeded training is deterministic); :class:`GumbelQuantizer`
+wraps them as a bottleneck that switches on ``model.eval()`` and returns the same
+:class:`~vaelab.nn.bottleneck.BottleneckOutput` as the vector quantiser, so the two swap in one
+encoder/decoder pair (as in Karpathy's deep-vector-quantization).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from vaelab.nn.bottleneck import BottleneckOutput, perplexity
 
 
 def gumbel_noise(shape, generator: torch.Generator | None = None, device=None,
@@ -80,46 +83,86 @@ def categorical_kl_uniform(logits: torch.Tensor, dim: int = -1) -> torch.Tensor:
 def code_perplexity(codes: torch.Tensor, dim: int = -1, pooled_dims: tuple[int, ...] = (0,)) -> torch.Tensor:
     """Perplexity ``exp(H(p̄))`` of code usage, from one-hot (or soft) codes.
 
-    ``p̄`` is the mean of ``codes`` over ``pooled_dims`` (the batch, and the grid positions when
-    they share one codebook); remaining non-category dimensions (separate variables with their
-    own categories) get a perplexity each, and the mean is returned. 1 = one code used for
-    everything; K = all codes used equally.
+    ``p̄`` is the mean of ``codes`` over ``pooled_dims`` (counted with the categories moved last:
+    the batch, and the grid positions when they share one codebook); remaining non-category
+    dimensions (separate variables with their own categories) get a perplexity each, and the mean
+    is returned, in the dtype of ``codes``. 1 = one code used for everything; K = all codes used
+    equally.
     """
     codes = codes.movedim(dim, -1)  # categories last
-    pooled = [d % (codes.dim()) for d in pooled_dims]
-    p = codes.mean(dim=pooled)  # (..., K)
-    entropy = -(p * torch.log(p.clamp_min(1e-12))).sum(-1)
-    return entropy.exp().mean()
+    p = codes.mean(dim=[d % codes.dim() for d in pooled_dims])  # (..., K)
+    return perplexity(p).mean().to(codes.dtype)
 
 
-@dataclass
-class GumbelOutput:
-    """What the bottleneck returns (the swappable-bottleneck triple plus the posterior)."""
+class GumbelQuantizer(nn.Module):
+    """The Gumbel-softmax bottleneck: logits -> :class:`~vaelab.nn.bottleneck.BottleneckOutput`,
+    the contract :class:`vaelab.nn.quantize.VectorQuantizer` honours too.
 
-    codes: torch.Tensor  # relaxed or one-hot codes, shape of the logits
-    indices: torch.Tensor  # argmax category per variable, logits' shape without ``dim``
-    kl: torch.Tensor  # KL(q || uniform) per variable, logits' shape without ``dim``
-    logits: torch.Tensor  # the posterior's logits, unchanged
+    With ``code_dim`` it owns a codebook ``(K, D)`` shared by every position, and ``z_q`` is the
+    codes' mixture of codebook rows (a 1×1 convolution for a grid: ``(B, K, h, w) -> (B, D, h, w)``,
+    DALL-E's dVAE); without, the codes are ``z_q`` themselves (the categorical VAE's ``(B, N, K)``).
 
+    How the codes are drawn (``sample``):
 
-class GumbelSoftmax(nn.Module):
-    """Parameter-free layer: logits -> codes. Training: a Gumbel-softmax sample at temperature
-    ``tau`` (straight-through one-hot with ``hard``); evaluation: one-hot argmax, no noise."""
+    - ``"relaxed"`` (default in training): a Gumbel-softmax sample at temperature ``tau``, or with
+      ``hard`` its straight-through one-hot;
+    - ``"argmax"`` (default in evaluation): the one-hot argmax of the logits, no noise;
+    - ``"exact"``: an exact one-hot categorical sample (Gumbel-max) without gradient, from
+      ``generator``: an unbiased sample of the discrete model, for its −ELBO.
 
-    def __init__(self, hard: bool = False, dim: int = -1):
+    Losses: ``kl`` = KL(q || Uniform(K)) summed per image, batch mean (unweighted: the model
+    weights it). Stats: ``perplexity`` of the argmax codes of the batch, pooled over batch and
+    positions when they share the codebook, else one per variable, averaged.
+    """
+
+    def __init__(self, codebook_size: int, dim: int = -1, hard: bool = False,
+                 code_dim: int | None = None):
         super().__init__()
-        self.hard = hard  # straight-through: one-hot forward, soft gradients backward
+        self.codebook_size = codebook_size  # K: categories per variable / codebook entries
         self.dim = dim  # the category dimension of the logits
-
-    def forward(self, logits: torch.Tensor, tau: float = 1.0,
-                generator: torch.Generator | None = None) -> GumbelOutput:
-        if self.training:
-            codes = gumbel_softmax(logits, tau, self.hard, self.dim, generator)
-            indices = codes.detach().argmax(self.dim)
+        self.hard = hard  # straight-through: one-hot forward, soft gradients backward
+        if code_dim:  # row k is code k's vector; a one-hot picks rows
+            self.codebook = nn.Parameter(torch.randn(codebook_size, code_dim))
         else:
-            indices = logits.argmax(self.dim)
-            codes = one_hot(indices, logits.shape[self.dim], self.dim, logits.dtype)
-        return GumbelOutput(codes, indices, categorical_kl_uniform(logits, self.dim), logits)
+            self.register_parameter("codebook", None)
+
+    def codes_to_z(self, codes: torch.Tensor) -> torch.Tensor:
+        """One-hot or relaxed codes (shape of the logits) -> ``z_q``: through the codebook, with
+        its ``D`` in place of the ``K`` categories, or unchanged without one."""
+        if self.codebook is None:
+            return codes
+        return (codes.movedim(self.dim, -1) @ self.codebook).movedim(-1, self.dim)  # (..., K)·(K, D)
+
+    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
+        """Index map ``(B, h, w)`` / ``(B, N)`` -> the ``z_q`` of its one-hot codes."""
+        dtype = torch.get_default_dtype() if self.codebook is None else self.codebook.dtype
+        return self.codes_to_z(one_hot(indices.long(), self.codebook_size, self.dim, dtype))
+
+    def draw(self, logits: torch.Tensor, sample: str, tau: float,
+             generator: torch.Generator | None) -> torch.Tensor:
+        """Codes of the shape of ``logits``, drawn as ``sample`` says (see the class)."""
+        if sample == "relaxed":
+            return gumbel_softmax(logits, tau, self.hard, self.dim, generator)
+        if sample == "exact":
+            return categorical_sample(logits, self.dim, generator)
+        if sample == "argmax":
+            return one_hot(logits.argmax(self.dim), self.codebook_size, self.dim, logits.dtype)
+        raise ValueError(f"unknown sample {sample!r}; choose relaxed, argmax or exact")
+
+    def forward(self, logits: torch.Tensor, tau: float = 1.0, sample: str | None = None,
+                generator: torch.Generator | None = None) -> BottleneckOutput:
+        """``logits`` ``(B, K, h, w)`` or ``(B, N, K)`` (categories at ``dim``); ``sample``
+        defaults to ``relaxed`` in training and ``argmax`` in evaluation."""
+        sample = sample or ("relaxed" if self.training else "argmax")
+        codes = self.draw(logits, sample, tau, generator)  # shape of the logits
+        kl = categorical_kl_uniform(logits, self.dim)  # (B, h, w) / (B, N)
+        assigned = one_hot(logits.detach().argmax(self.dim), self.codebook_size)  # (B, ..., K)
+        # a shared codebook pools every position; otherwise each variable has its own categories
+        pooled = tuple(range(assigned.dim() - 1)) if self.codebook is not None else (0,)
+        return BottleneckOutput(self.codes_to_z(codes), codes.detach().argmax(self.dim),
+                                {"kl": kl.reshape(len(kl), -1).sum(1).mean()},
+                                {"perplexity": code_perplexity(assigned, -1, pooled)}, logits)
 
     def extra_repr(self) -> str:
-        return f"hard={self.hard}, dim={self.dim}"
+        d = None if self.codebook is None else self.codebook.shape[1]
+        return f"K={self.codebook_size}, dim={self.dim}, hard={self.hard}, code_dim={d}"

@@ -19,19 +19,23 @@ Options, all in :class:`QuantizerConfig`:
   encoder outputs (Łańcucki et al. 2020, "Robust training of vector quantized bottleneck models").
 
 The pieces that hold the mathematics (:func:`nearest_code`, :func:`ema_update`,
-:func:`codebook_loss`, :func:`commitment_loss`, :func:`perplexity`, :func:`kmeans`) are pure
-functions so they can be tested on hand-made tensors. Every random choice uses torch's global RNG,
-which the trainer seeds, so seeded training is deterministic. All state (codebook, EMA averages,
-usage counts, step counters) is in buffers or parameters, so it is saved with the weights.
+:func:`codebook_loss`, :func:`commitment_loss`, :func:`kmeans`, and
+:func:`vaelab.nn.bottleneck.perplexity`) are pure functions so they can be tested on hand-made
+tensors. :class:`VectorQuantizer` returns the bottleneck contract
+(:class:`vaelab.nn.bottleneck.BottleneckOutput`) that the Gumbel-softmax quantiser returns too.
+Every random choice uses torch's global RNG, which the trainer seeds, so seeded training is
+deterministic. All state (codebook, EMA averages, usage counts, step counters) is in buffers or
+parameters, so it is saved with the weights.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import torch
 from torch import nn
+
+from vaelab.nn.bottleneck import BottleneckOutput, perplexity
 
 
 @dataclass(frozen=True)
@@ -52,13 +56,6 @@ class QuantizerConfig:
         if not 0 <= self.restart_threshold < 1:  # a re-seeded code starts at EMA size 1
             raise ValueError(f"restart_threshold must be in [0, 1), got {self.restart_threshold}: "
                              "a re-seeded code starts with an EMA cluster size of 1")
-
-
-class QuantizerOutput(NamedTuple):
-    z_q: torch.Tensor  # (B, D, h, w) quantised latent, straight-through gradient to z_e
-    indices: torch.Tensor  # (B, h, w) int64 code index per grid cell
-    losses: dict[str, torch.Tensor]  # "commitment" (and "codebook" without EMA): batch means of per-image sums
-    perplexity: torch.Tensor  # scalar: exp(entropy) of this batch's code usage
 
 
 # --- pure functions ---------------------------------------------------------------------------
@@ -95,14 +92,6 @@ def straight_through(z_e: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
 def code_counts(indices: torch.Tensor, k: int) -> torch.Tensor:
     """How often each of ``k`` codes occurs in ``indices`` (any shape) -> ``(k,)`` int64."""
     return torch.bincount(indices.reshape(-1), minlength=k)
-
-
-def perplexity(counts: torch.Tensor) -> torch.Tensor:
-    """``exp(−Σ p_k log p_k)`` with ``p = counts / Σ counts``: ``K`` for uniform use of ``K`` codes,
-    1 when one code takes everything. ``counts``: ``(K,)``, any non-negative dtype."""
-    p = counts.double() / counts.sum().clamp_min(1)
-    entropy = -(p * torch.log(p.clamp_min(1e-30))).sum()  # 0·log 0 = 0
-    return entropy.exp().float()
 
 
 def ema_update(cluster_size: torch.Tensor, embed_sum: torch.Tensor, z: torch.Tensor,
@@ -154,8 +143,10 @@ def kmeans(z: torch.Tensor, k: int, iters: int = 10) -> torch.Tensor:
 # --- the module -------------------------------------------------------------------------------
 
 class VectorQuantizer(nn.Module):
-    """``z_e`` ``(B, D, h, w)`` -> :class:`QuantizerOutput`; updates its state in training mode
-    (the losses and ``z_q`` always use the codebook as it was before the update).
+    """``z_e`` ``(B, D, h, w)`` -> :class:`~vaelab.nn.bottleneck.BottleneckOutput` (``z_q``
+    ``(B, D, h, w)``, ``indices`` ``(B, h, w)``, losses ``commitment`` (+ ``codebook`` without EMA),
+    stat ``perplexity`` of this batch's code usage); updates its state in training mode (the
+    losses and ``z_q`` always use the codebook as it was before the update).
 
     State: ``codebook`` ``(K, D)`` (a parameter, or a buffer with ``ema``), ``usage`` ``(K,)``
     cumulative code counts over training, ``steps_unused`` ``(K,)`` training steps since each
@@ -186,7 +177,7 @@ class VectorQuantizer(nn.Module):
         """Codes of an index map: ``(B, h, w)`` -> ``(B, D, h, w)``."""
         return self.codebook[indices].permute(0, 3, 1, 2).contiguous()
 
-    def forward(self, z_e: torch.Tensor, update: bool | None = None) -> QuantizerOutput:
+    def forward(self, z_e: torch.Tensor, update: bool | None = None) -> BottleneckOutput:
         """Quantise ``z_e`` ``(B, D, h, w)``. ``update`` (default: ``self.training``) runs the
         training bookkeeping: k-means initialisation, usage counts, EMA step, dead-code restart."""
         update = self.training if update is None else update
@@ -204,7 +195,8 @@ class VectorQuantizer(nn.Module):
         counts = code_counts(indices, self.codebook_size)  # (K,)
         if update:
             self._update(flat.detach(), indices, counts)
-        return QuantizerOutput(z_q, indices.reshape(b, h, w), losses, perplexity(counts))
+        return BottleneckOutput(z_q, indices.reshape(b, h, w), losses,
+                                {"perplexity": perplexity(counts).float()})  # float32, as the losses
 
     @torch.no_grad()
     def _kmeans_init(self, flat: torch.Tensor) -> None:
