@@ -22,12 +22,12 @@ import numpy as np
 import torch
 
 from vaelab import viz
+from vaelab.metrics import ACTIVE_UNIT_THRESHOLD, KL_INACTIVE_NATS
 from vaelab.preprocess import is_blank, preprocess, sketch_to_ink
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_SLIDERS = 32  # the sliders tab shows the 32 dimensions with most KL
 SLIDER_RANGE = 3.0  # sliders span ±3 prior standard deviations
-KL_INACTIVE = 0.01  # nats; below this a dimension carries (almost) no information about x
 START_TEST, START_PRIOR = "a test image's posterior mean", "the prior mean (all zeros)"
 PROJ_LATENT, PROJ_PCA, PROJ_UMAP = "the latent itself (2-D)", "PCA of the latent", "UMAP of the latent (cached)"
 
@@ -441,7 +441,7 @@ def dim_is_active(m: Loaded, d: int) -> bool:
     post = m.metrics.get("posterior", {})
     kl = post.get("kl_per_dim", [1.0] * m.card.latent_dim)[d]
     var = post.get("posterior_mean_variance", [1.0] * m.card.latent_dim)[d]
-    return kl >= KL_INACTIVE and var > 0.01
+    return kl >= KL_INACTIVE_NATS and var > ACTIVE_UNIT_THRESHOLD
 
 
 def dim_label(m: Loaded, d: int) -> str:
@@ -496,7 +496,7 @@ def elbo_markdown(m: Loaded) -> str:
     au, dims = post.get("active_units"), post.get("latent_dims", m.card.latent_dim)
     facts = []
     if au is not None:
-        facts.append(f"active units {au} of {dims} ($\\mathrm{{Cov}}_x(\\mathbb{{E}}_q[z_u]) > 0.01$)")
+        facts.append(f"active units {au} of {dims} ($\\mathrm{{Cov}}_x(\\mathbb{{E}}_q[z_u]) > {ACTIVE_UNIT_THRESHOLD}$)")
     if isinstance(lik.get("iwae_nll"), (int, float)):
         facts.append(f"importance-weighted bound ($k={lik.get('iw_samples')}$) $-\\log p(x) \\le {lik['iwae_nll']:.2f}$")
     if facts:

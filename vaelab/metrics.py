@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 from vaelab.nn import bottleneck
 
-ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015
+ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: a unit is active when Cov_x(E_q[z_u]) exceeds this
+KL_INACTIVE_NATS = 0.01  # a dimension whose mean KL is below this carries (almost) no information about x
 
 
 def mse_per_pixel(recon: torch.Tensor, x: torch.Tensor) -> float:
