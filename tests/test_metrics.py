@@ -8,7 +8,8 @@ import torch
 
 import vaelab
 from vaelab import metrics
-from vaelab.evaluate import ARTIFACTS, EvalSettings, evaluate
+from vaelab.artifacts import load_artifacts
+from vaelab.evaluate import EvalSettings, evaluate
 from vaelab.registry import list_variants
 
 
@@ -98,7 +99,7 @@ def test_eval_runs_on_every_variant(name, tmp_path, small_digits):
     model = vaelab.create(name, tiny=True)
     vaelab.fit(model, small_digits, epochs=1, batch_size=100, progress=False, out_dir=tmp_path / "ck")
     settings = EvalSettings(iw_samples=20, n_train=400, n_trust=100, umap=False, batch_size=60)
-    results = evaluate(tmp_path / "ck", small_digits, settings, progress=None)
+    results = evaluate(tmp_path / "ck", small_digits, settings, write=True, progress=None)
     info = model.info
     assert {"reconstruction", "loss", "embedding"} <= set(results)
     assert ("likelihood" in results) == info.variational
@@ -108,10 +109,10 @@ def test_eval_runs_on_every_variant(name, tmp_path, small_digits):
     assert ("mse_ratio_to_pca" in results["reconstruction"]) == (info.latent_dim < 64)
     stored = json.loads((tmp_path / "ck" / "metrics.json").read_text())
     assert stored["variant"] == name
-    from safetensors.numpy import load_file
-    arrays = load_file(str(tmp_path / "ck" / ARTIFACTS))
+    arrays = load_artifacts(tmp_path / "ck")
     assert arrays["coords_model"].shape == (120, 2) and arrays["coords_pca"].shape == (120, 2)
     assert np.array_equal(arrays["test_labels"], small_digits.test_y.numpy())
+    assert ("kl_per_dim" in arrays) == ("kl_per_dim" in results.get("posterior", {}))
     # the checkpoint still loads, and re-saving keeps the metrics beside it
     vaelab.save_checkpoint(vaelab.load_checkpoint(tmp_path / "ck"), tmp_path / "ck")
     assert (tmp_path / "ck" / "metrics.json").is_file()

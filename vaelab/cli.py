@@ -1,14 +1,25 @@
-"""Command line: ``python -m vaelab list | train | …``.
+"""Command line: ``python -m vaelab list | train | …`` (installed: ``vaelab list | train | …``).
 
 Subcommands are a table (name -> (add_arguments, run)); later ones (eval, bench, zoo) add rows.
+
+Mistakes get messages a newcomer can act on rather than tracebacks: a mistyped option,
+subcommand or choice is answered with the nearest valid one (:class:`Parser`), a ``--set`` value
+of the wrong type names the field and the type it takes (:func:`check_overrides`), and ``sample``
+on a model that cannot sample names the shipped checkpoints that can.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import difflib
 import json
+import os
+import re
 import sys
 import textwrap
+import types
+import typing
 from pathlib import Path
 
 COMMANDS: dict[str, tuple] = {}
@@ -19,6 +30,58 @@ def command(name: str, help_: str):
         COMMANDS[name] = (help_, fn)
         return fn
     return decorate
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors suggest the nearest option, subcommand or choice ("did you mean
+    --epochs?"). Options must be spelled out: argparse's prefix matching would otherwise take
+    ``--epoch`` for ``--epochs`` silently, and ``--lr`` would become ambiguous as options grow."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.seen: list[str] = []  # the arguments this parser was last given, for error()
+
+    def parse_known_args(self, args=None, namespace=None):
+        self.seen = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def subcommand(self, name: str) -> Parser:
+        """The parser of subcommand ``name``."""
+        action = next(a for a in self._actions if isinstance(a, argparse._SubParsersAction))
+        return action.choices[name]
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}{''.join(self.hints(message))}\n")
+
+    def hints(self, message: str) -> list[str]:
+        """One line per mistyped option among :attr:`seen`, and one for an invalid choice."""
+        out = []
+        if not any(isinstance(a, argparse._SubParsersAction) for a in self._actions):
+            # a subcommand's parser: its options are all the options there are
+            known = [flag for a in self._actions for flag in a.option_strings]
+            for token in self.seen:
+                flag = token.split("=", 1)[0]
+                if flag.startswith("-") and flag != "--" and flag not in known and not _is_number(flag):
+                    near = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+                    out.append(f"\n  {flag}: did you mean {near[0]}?" if near else
+                               f"\n  {flag}: no such option; see {self.prog} --help")
+        bad = re.search(r"invalid choice: '?([^' ]+)", message)
+        if bad:
+            choices = [str(c) for a in self._actions if a.choices for c in a.choices]
+            near = difflib.get_close_matches(bad.group(1), choices, n=1, cutoff=0.6)
+            if near:
+                out.append(f"\n  did you mean {near[0]}?")
+        return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_set(pairs: list[str]) -> dict:
@@ -34,6 +97,78 @@ def parse_set(pairs: list[str]) -> dict:
         except json.JSONDecodeError:
             out[key.strip()] = raw
     return out
+
+
+def describe_type(annotation) -> str:
+    """``int`` -> "int", ``tuple[int, ...]`` -> "a JSON list of int", ``float | None`` -> "float or null"."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(describe_type(a) for a in args)
+    if annotation is type(None):
+        return "null"
+    if annotation is bool:
+        return "bool (true or false)"
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a JSON list of {describe_type(args[0])}"
+        return f"a JSON list of {len(args)} {' and '.join(dict.fromkeys(describe_type(a) for a in args))}"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(repr, args))
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def value_fits(value, annotation) -> bool:
+    """Whether a ``--set`` value (parsed as JSON, else a string) can fill a field of this type;
+    types this check does not know are let through to the config's own validation."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(value_fits(value, a) for a in args)
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(value_fits(v, args[0]) for v in value)
+        return len(value) == len(args) and all(value_fits(v, a) for v, a in zip(value, args))
+    if origin is typing.Literal:
+        return value in args
+    return True
+
+
+def check_overrides(config_cls: type, overrides: dict, what: str) -> str | None:
+    """The first problem with ``--set`` overrides of ``config_cls`` as a message, or None: an
+    unknown field (with the nearest names), or a value of the wrong type (with the type wanted)."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    hints = typing.get_type_hints(config_cls)
+    for key, value in overrides.items():
+        if key not in fields:
+            near = difflib.get_close_matches(key, fields, n=3, cutoff=0.5)
+            guess = f"; did you mean {' or '.join(near)}?" if near else ""
+            return (f"{what} has no field {key!r}{guess}\n  its fields: {', '.join(fields)} "
+                    f"(with their defaults: python -m vaelab list -v)")
+        if not value_fits(value, hints[key]):
+            shown = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+            field = fields[key]
+            if field.default is not dataclasses.MISSING:
+                default = field.default
+            elif field.default_factory is not dataclasses.MISSING:
+                default = field.default_factory()
+            else:
+                return f"--set {key}={shown}: {key} takes {describe_type(hints[key])}"
+            example = json.dumps(list(default) if isinstance(default, tuple) else default,
+                                 separators=(",", ":"), default=str)
+            return (f"--set {key}={shown}: {key} takes {describe_type(hints[key])}, "
+                    f"e.g. --set {key}={example} (its default)")
+    return None
 
 
 # --- list ------------------------------------------------------------------------------------
@@ -84,6 +219,10 @@ def add_train(p: argparse.ArgumentParser) -> None:
                    help="dynamic: resample each batch as Bernoulli(pixel), the setting of published VAE likelihoods")
     p.add_argument("--grad-clip", type=float, default=None, help="clip gradient norm to this value")
     p.add_argument("--out", required=True, help="checkpoint folder to write (created or replaced atomically)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run saved in --out exactly (same settings; --epochs is the run's total)")
+    p.add_argument("--patience", type=int, default=0,
+                   help="early stopping: stop after this many epochs without a better validation loss (default 0: never)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. --set latent_dim=2 --set hidden=[256,128]; "
                         "see `python -m vaelab list -v` for the fields")
@@ -95,13 +234,18 @@ def run_train(args) -> int:
     import torch
 
     from vaelab.data import DatasetNotFoundError, load_dataset
-    from vaelab.registry import create, get_entry
+    from vaelab.registry import create, get_entry, list_variants
     from vaelab.train import NonFiniteLossError, TrainSettings, fit
 
     try:
-        get_entry(args.variant)
+        entry = get_entry(args.variant)
     except KeyError as error:
-        print(f"error: {error.args[0]}", file=sys.stderr)
+        near = difflib.get_close_matches(args.variant, [e.name for e in list_variants()], n=1)
+        print(f"error: {error.args[0]}" + (f"\n  did you mean {near[0]}?" if near else ""), file=sys.stderr)
+        return 2
+    problem = check_overrides(entry.config_cls, parse_set(args.overrides), args.variant)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
         data = load_dataset(args.dataset, args.data_dir, download=False if args.no_download else None)
@@ -118,39 +262,72 @@ def run_train(args) -> int:
         return 2
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                              device=args.device, threads=args.threads, binarize=args.binarize,
-                             grad_clip=args.grad_clip, lr_schedule=args.lr_schedule, progress=not args.quiet)
+                             grad_clip=args.grad_clip, lr_schedule=args.lr_schedule, progress=not args.quiet,
+                             patience=args.patience)
+    say = print if int(os.environ.get("RANK", "0")) == 0 else (lambda *a, **k: None)  # torchrun: rank 0 speaks
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"training {args.variant} ({n_params:,} parameters) on {data.source}, "
-          f"{len(data.train_x):,} train / {len(data.test_x):,} test images")
+    say(f"training {args.variant} ({n_params:,} parameters) on {data.source}, "
+        f"{len(data.train_x):,} train / {len(data.val_x):,} validation images"
+        + (f", resuming {args.out}" if args.resume else ""))
     try:
-        history = fit(model, data, settings, out_dir=args.out)
+        history = fit(model, data, settings, out_dir=args.out, resume=args.resume)
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except ValueError as error:  # a resume that cannot be exact, a batch that does not split over processes
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not history["epochs"]:
+        say(f"stopped before the first epoch finished: {history.get('stop_message', '')}")
+        return 1
     last = history["epochs"][-1]
     total_s = sum(e["seconds"] for e in history["epochs"])
-    print(f"done in {total_s:.1f}s: val loss {last['val']['total']:.4f}; checkpoint in {Path(args.out)}")
+    status = "done" if history["status"] == "completed" else history["status"]
+    say(f"{status} in {total_s:.1f}s: val loss {last['val']['total']:.4f}; checkpoint in {Path(args.out)}")
     return 0
 
 
 # --- eval ------------------------------------------------------------------------------------
 
 def add_eval(p: argparse.ArgumentParser) -> None:
+    from vaelab.evaluate import EvalSettings
+
+    d = EvalSettings()
+    p.epilog = ("The defaults score an MNIST model in 1-3 minutes on two CPU cores; the options saying "
+                "'first N' use a subset. Full-set figures: --iw-images 0 --n-trust 10000 --n-train 60000 "
+                "(half an hour or more for a conv VAE).")
     p.add_argument("checkpoint", help="a checkpoint folder (config.json + model.safetensors)")
+    p.add_argument("--write", action="store_true",
+                   help="store metrics.json and the app's cached artifacts.safetensors in the checkpoint folder "
+                        "(replacing them); without it nothing is written")
     p.add_argument("--dataset", default=None, help="dataset to score on (default: the one it was trained on)")
     p.add_argument("--data-dir", default=None, help="folder holding MNIST/raw/… (default: $VAELAB_DATA)")
-    p.add_argument("--iw-samples", type=int, default=1000, help="k of the IWAE bound (default 1000)")
-    p.add_argument("--iw-images", type=int, default=None, help="test images for the IWAE bound (default all)")
-    p.add_argument("--n-train", type=int, default=10000, help="train images for k-NN/PCA/UMAP fits (default 10000)")
-    p.add_argument("--no-umap", action="store_true", help="skip UMAP (slow the first time on a dataset)")
+    p.add_argument("--iw-samples", type=int, default=d.iw_samples,
+                   help=f"k of the IWAE bound (default {d.iw_samples}; the time grows with k)")
+    p.add_argument("--iw-images", type=int, default=d.iw_images,
+                   help=f"first N test images for the IWAE bound (default {d.iw_images}); 0 for all 10,000 MNIST "
+                        "test images: about 3 minutes for an MLP VAE, 20-30 for a conv VAE on two cores")
+    p.add_argument("--n-train", type=int, default=d.n_train,
+                   help=f"first N train images for the k-NN, PCA and UMAP fits (default {d.n_train}); "
+                        "60000 for all of MNIST's (UMAP and encoding take several times longer)")
+    p.add_argument("--n-trust", type=int, default=d.n_trust,
+                   help=f"first N test images for trustworthiness (default {d.n_trust}); 10000 for all of "
+                        "MNIST's (its N×N distance matrices then need a few GB of memory)")
+    p.add_argument("--fd-samples", type=int, default=d.fd_samples,
+                   help=f"samples for the Fréchet distance (default {d.fd_samples}); a discrete model draws "
+                        "them through its PixelCNN prior, about a minute on two cores: fewer is faster, "
+                        "but the distance reads higher")
+    p.add_argument("--no-umap", action="store_true", help="skip UMAP (slow the first time on a dataset, then cached)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or section timings")
 
 
-@command("eval", "score a checkpoint; writes metrics.json and the app's cached artifacts into it")
+@command("eval", "score a checkpoint and print the table; --write stores metrics.json and the app's artifacts in it")
 def run_eval(args) -> int:
     import torch
 
-    from vaelab.checkpoint import CheckpointError, read_config
+    from vaelab.artifacts import ARTIFACTS
+    from vaelab.checkpoint import METRICS, CheckpointError, read_config
     from vaelab.data import DatasetNotFoundError, load_dataset
     from vaelab.evaluate import EvalSettings, evaluate, summary_rows
 
@@ -162,15 +339,21 @@ def run_eval(args) -> int:
     except (CheckpointError, DatasetNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    settings = EvalSettings(iw_samples=args.iw_samples, iw_images=args.iw_images,
-                            n_train=args.n_train, umap=not args.no_umap)
+    settings = EvalSettings(iw_samples=args.iw_samples, iw_images=args.iw_images or None,
+                            n_train=args.n_train, n_trust=args.n_trust, fd_samples=args.fd_samples,
+                            umap=not args.no_umap)
     print(f"evaluating {args.checkpoint} ({meta['variant']}) on {data.source}")
-    results = evaluate(args.checkpoint, data, settings)
+    results = evaluate(args.checkpoint, data, settings, write=args.write, progress=None if args.quiet else print)
     rows = summary_rows(results)
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"  {k:<{width}}  {v}")
-    print(f"wrote {Path(args.checkpoint) / 'metrics.json'} and artifacts.safetensors")
+    folder = Path(args.checkpoint)
+    if args.write:
+        print(f"wrote {folder / METRICS} and {folder / ARTIFACTS}")
+    else:
+        print(f"nothing was written; to store these numbers in {folder} (as {METRICS}, with the app's "
+              f"{ARTIFACTS}), run again with --write")
     return 0
 
 
@@ -251,9 +434,13 @@ def add_train_classifier(p: argparse.ArgumentParser) -> None:
 
 @command("train-classifier", "train the CNN digit classifier used by metrics; write its folder")
 def run_train_classifier(args) -> int:
-    from vaelab.classifier import train_classifier
+    from vaelab.classifier import ClassifierConfig, train_classifier
     from vaelab.data import DatasetNotFoundError, load_dataset
 
+    problem = check_overrides(ClassifierConfig, parse_set(args.overrides), "the classifier")
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         data = load_dataset(args.dataset, args.data_dir, download=False if args.no_download else None)
     except DatasetNotFoundError as error:
@@ -368,6 +555,42 @@ def _write_grid(model, n: int, out: str, temperature: float | None, seed: int) -
     print(f"wrote {n} samples to {out}")
 
 
+def samplable_checkpoints() -> list[str]:
+    """Names of the shipped checkpoints (:func:`vaelab.paths.checkpoints_dir`) that can sample,
+    as their ``config.json`` records it (``info.can_sample``); a folder written before configs
+    recorded it is loaded to ask the model."""
+    from vaelab.checkpoint import CheckpointError, load_checkpoint, read_config
+    from vaelab.paths import checkpoints_dir
+
+    root = checkpoints_dir()
+    names = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if not (folder / "config.json").is_file():
+            continue
+        try:
+            meta = read_config(folder)
+            if "variant" not in meta:  # the classifier's folder: not an autoencoder
+                continue
+            recorded = (meta.get("info") or {}).get("can_sample")
+            if recorded is None:
+                recorded = load_checkpoint(folder).info.can_sample
+        except (CheckpointError, KeyError, ValueError, RuntimeError, OSError):  # unreadable: not offered
+            continue
+        if recorded:
+            names.append(folder.name)
+    return names
+
+
+def _samplers_hint(n: int, out: str) -> str:
+    from vaelab.paths import checkpoints_dir
+
+    root, names = checkpoints_dir(), samplable_checkpoints()
+    if not names:
+        return f"No checkpoint in {root} can sample either (VAELAB_CHECKPOINTS sets that folder)."
+    return (f"Shipped checkpoints that can sample (in {root}): {', '.join(names)}\n"
+            f"  e.g. python -m vaelab sample {root / names[0]} --n {n} --out {out}")
+
+
 @command("sample", "draw images from a model that can sample (a VAE, or a discrete model with a prior) into a PNG grid")
 def run_sample(args) -> int:
     import torch
@@ -383,9 +606,10 @@ def run_sample(args) -> int:
         return 2
     info = model.info
     if not info.can_sample:
-        hint = (" Train a prior first: python -m vaelab train-prior --base CHECKPOINT"
-                if info.latent == "discrete" else "")
-        print(f"error: this {model.variant} cannot sample.{hint}", file=sys.stderr)
+        hint = (f" Train a prior first: python -m vaelab train-prior --base {args.checkpoint}"
+                if info.latent == "discrete" else " It has no prior to draw latents from.")
+        print(f"error: this {model.variant} cannot sample.{hint}\n{_samplers_hint(args.n, args.out)}",
+              file=sys.stderr)
         return 2
     if args.temperature is not None and not info.has_prior:
         print("error: --temperature applies to models with a code prior", file=sys.stderr)
@@ -398,21 +622,22 @@ SETUP = {"list": add_list, "train": add_train, "eval": add_eval, "bench": add_be
          "train-classifier": add_train_classifier, "train-prior": add_train_prior, "sample": add_sample}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m vaelab",
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="vaelab" if Path(sys.argv[0]).name == "vaelab" else "python -m vaelab",
         description="Train, load and inspect autoencoders: every variant behind one interface.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=textwrap.dedent("""\
             examples:
               python -m vaelab list
               python -m vaelab train vae --dataset digits --epochs 20 --out runs/vae-digits
-              python -m vaelab train vae --dataset mnist --epochs 30 --set latent_dim=2 --out runs/vae2d
-              python -m vaelab train-classifier --dataset mnist --epochs 8 --out checkpoints/classifier
-              python -m vaelab train-prior --base runs/vq --epochs 2
-              python -m vaelab sample runs/vq --n 64 --out grid.png --temperature 1.0
+              python -m vaelab eval runs/vae-digits
+              python -m vaelab train vq-vae --dataset digits --epochs 2 --set channels=[8] --set latent_dim=4 \\
+                  --set codebook_size=16 --out runs/vq-digits
+              python -m vaelab train-prior --base runs/vq-digits --epochs 2
+              python -m vaelab sample runs/vq-digits --n 16 --out grid.png
             """))
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     for name, (help_, _) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         SETUP.get(name, lambda _p: None)(p)
@@ -420,5 +645,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; returns its exit code (the ``vaelab`` console script exits with it)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the subcommand's parser, which knows the options they were meant as
+        parser.subcommand(args.command).error(f"unrecognized arguments: {' '.join(extra)}")
     return COMMANDS[args.command][1](args)

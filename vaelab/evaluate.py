@@ -42,6 +42,7 @@ class EvalSettings:
     iw_images: int | None = 1000  # first test images scored by the IWAE bound (None = all: ~10x the time)
     n_train: int = 10000  # train images used to fit k-NN, PCA and UMAP of embeddings
     n_trust: int = 2000  # test images used for trustworthiness (O(n²) memory)
+    fd_samples: int = 5000  # samples (and test images) for the Fréchet distance; a code prior draws them slowly
     knn_k: int = 5  # neighbours for k-NN accuracy and trustworthiness
     umap: bool = True  # also compute UMAP coordinates (slow the first time; cached)
     umap_latent_max_dims: int = 64  # UMAP of the model's latent only up to this many dimensions
@@ -253,7 +254,7 @@ def classifier_metrics(ctx: Context) -> dict:
            "accuracy_on_originals": float((clf.predict(ctx.data.test_x)[0] == ctx.data.test_y).float().mean())}
     if ctx.info.can_sample:
         torch.manual_seed(ctx.settings.seed)
-        n = min(5000, len(ctx.test_x))
+        n = min(ctx.settings.fd_samples, len(ctx.test_x))
         y = ctx.data.test_y[:n] if ctx.info.conditional else None
         with torch.no_grad():
             samples = torch.cat([ctx.model.sample(min(500, n - i), None if y is None else y[i:i + 500])

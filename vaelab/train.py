@@ -229,6 +229,7 @@ class Training:
                         "validation": f"{len(self.data.val_x)} images held out of the training data",
                         "epochs": [], "status": "running", **(history_extra or {})}
         self._stop_requested = False
+        self._own_group = False
 
     def stop(self) -> None:
         """Ask the loop to stop before its next step (safe to call from another thread)."""
@@ -269,14 +270,27 @@ class Training:
 
     def __iter__(self) -> Iterator[Event]:
         self._setup()
-        epochs_before = 0
-        for phase_index, (phase, n_epochs) in enumerate(self.phases):
-            if epochs_before + n_epochs > self.done:  # phases finished before a resume point are skipped
-                finished = yield from self._phase(phase_index, phase, n_epochs, epochs_before)
-                if not finished:
-                    return
-            epochs_before += n_epochs
-        yield from self._finish()
+        try:
+            epochs_before = 0
+            for phase_index, (phase, n_epochs) in enumerate(self.phases):
+                if epochs_before + n_epochs > self.done:  # phases finished before a resume point are skipped
+                    finished = yield from self._phase(phase_index, phase, n_epochs, epochs_before)
+                    if not finished:
+                        return
+                epochs_before += n_epochs
+            yield from self._finish()
+        finally:
+            self._leave_group()
+
+    def _leave_group(self) -> None:
+        """Under torchrun: wait for every rank (rank 0 may still be writing), then close the
+        process group this run opened, so no rank exits with the group's threads running."""
+        if self._own_group:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.barrier()
+                dist.destroy_process_group()
 
     # -- the pieces of the loop --
     def _setup(self) -> None:
@@ -284,7 +298,11 @@ class Training:
         s, model = self.settings, self.model
         if s.threads:
             torch.set_num_threads(s.threads)
+        import torch.distributed as dist
+
+        already = dist.is_available() and dist.is_initialized()
         self.rank, self.world = distributed()
+        self._own_group = self.world > 1 and not already
         self.device = (torch.device("cuda", int(os.environ.get("LOCAL_RANK", self.rank)))
                        if self.world > 1 and torch.cuda.is_available() else pick_device(s.device))
         if s.batch_size % self.world:
