@@ -1,43 +1,23 @@
-"""A learned prior over discrete codes: a gated PixelCNN over code-index maps.
+"""Training a learned prior over discrete codes.
 
 A VQ-VAE has no prior of its own: it learns codes, not how often they occur together. To sample
 it, the VQ-VAE papers fit an autoregressive model to the index maps of the training set and
 decode what it draws (van den Oord, Vinyals & Kavukcuoglu 2017, section 4; Razavi, van den Oord
 & Vinyals 2019, section 3.2, one prior per level with the bottom conditioned on the top). The
-autoregressive model here is the gated PixelCNN of van den Oord, Kalchbrenner, Vinyals,
-Espeholt, Graves & Kavukcuoglu, "Conditional Image Generation with PixelCNN Decoders", NeurIPS
-2016:
+autoregressive model is the gated PixelCNN (:mod:`vaelab.nn.pixelcnn`).
 
-- a **vertical stack** (masked ``k×k`` convolutions that see the current row and the rows
-  above) and a **horizontal stack** (masked ``1×k`` convolutions that see the current row to
-  the left); the vertical stack reaches the horizontal one only after a one-row shift down, so
-  position ``(i, j)`` sees exactly the positions before it in raster order, with no blind spot
-  (paper, section 2.2);
-- **gated units** ``tanh(W_f * x + V_f c) ⊙ σ(W_g * x + V_g c)`` in both stacks (paper, eq. 2–4),
-  where ``c`` is an optional conditioning map: for VQ-VAE-2's bottom prior, the top level's
-  indices, embedded, upsampled to the bottom grid and added inside every gate;
-- residual connections on the horizontal stack after the first layer.
+:func:`train_prior` encodes the training set and the validation split to code maps once (eval
+mode) and fits the prior with cross-entropy through the one training loop
+(:class:`vaelab.train.Training`, via :class:`PriorObjective`). It is sampled ancestrally,
+position by position, with a temperature (``logits / T``; ``T = 0`` takes the argmax).
 
-It is trained with cross-entropy on the codes of the training set (encoded once, in eval mode)
-and sampled ancestrally, position by position, with a temperature (``logits / T``; ``T = 0``
-takes the argmax).
-
-Shape conventions: an index map is ``(B, h, w)``; a one-dimensional index shape ``(N,)`` (a
-Gumbel-softmax VAE's ``N`` categorical variables) is treated as a ``1×N`` grid. A
-:class:`CodePrior` holds one :class:`GatedPixelCNN` per level of the model, in the order of
-``Latent.indices`` (bottom first, top last); level ``l`` is conditioned on level ``l + 1``.
-
-The network is :mod:`vaelab.nn.pixelcnn`; the model side (holding a prior, sampling through
-it) is :class:`vaelab.models.code_prior.CodePriorMixin`. This module trains a prior, and saves,
-loads and attaches it. On disk the prior sits beside the model it belongs to: ``CHECKPOINT/prior/`` holds
-``config.json`` (the per-level configs and the SHA-256 of the base model's weights),
-``model.safetensors`` (all levels in one file: ``levels.0.*`` is the bottom, ``levels.1.*`` the
-top) and ``history.json``. It is written atomically, like a checkpoint. ``load_checkpoint``
-calls :func:`attach_if_present`, which attaches it to any model that mixes in
-:class:`CodePriorMixin`; the model then reports ``has_prior`` and ``can_sample``. Re-saving the
-base model with :func:`vaelab.checkpoint.save_checkpoint` drops the ``prior/`` folder (it carries
-over files only), and a prior whose recorded weights hash no longer matches is not attached: a
-prior fits the codes of one set of weights.
+On disk the prior sits beside the model it belongs to, in ``CHECKPOINT/prior/`` (``config.json``
+with the per-level configs and the SHA-256 of the base model's weights, ``model.safetensors``
+with all levels, ``history.json``), written atomically; that folder is read and written by
+:mod:`vaelab.models.code_prior`, whose mixin attaches it when the model is loaded (the model then
+reports ``has_prior`` and ``can_sample``). Re-saving the base model carries ``prior/`` over, but a
+prior whose recorded weights hash no longer matches is not attached: a prior fits the codes of
+one set of weights.
 """
 
 from __future__ import annotations
