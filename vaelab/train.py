@@ -230,6 +230,7 @@ class Training:
                         "epochs": [], "status": "running", **(history_extra or {})}
         self._stop_requested = False
         self._own_group = False
+        self.engine = None
 
     def stop(self) -> None:
         """Ask the loop to stop before its next step (safe to call from another thread)."""
@@ -286,8 +287,14 @@ class Training:
         """Under torchrun: wait for every rank (rank 0 may still be writing), then close the
         process group this run opened, so no rank exits with the group's threads running."""
         if self._own_group:
+            import gc
+
             import torch.distributed as dist
 
+            # the DDP wrapper's reducer holds pending work on the group: release it first, or
+            # gloo's threads may still own it when the interpreter shuts down (SIGABRT at exit)
+            self.engine = None
+            gc.collect()
             if dist.is_initialized():
                 dist.barrier()
                 dist.destroy_process_group()
