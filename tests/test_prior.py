@@ -5,9 +5,11 @@ through a model (one level; VQ-VAE-2 top then bottom), the temperature → 0 lim
 shapes, and the CLI rows. Tiny configs on the 8×8 digits: seconds.
 """
 
+import json
 import warnings
 
 import pytest
+
 import torch
 
 import vaelab
@@ -225,6 +227,8 @@ def test_cli_train_prior_then_sample(tmp_path, capsys):
                  "--quiet"]) == 0
     assert "nats per code map" in capsys.readouterr().out
     assert (base / "prior" / "model.safetensors").is_file()
+    info = json.loads((base / "config.json").read_text())["info"]
+    assert info["can_sample"] and info["has_prior"]  # the recorded info follows the new prior
     assert main(["sample", str(base), "--n", "9", "--out", str(tmp_path / "grid.png"), "--temperature", "0.7"]) == 0
     assert (tmp_path / "grid.png").stat().st_size > 0
     assert load_prior(base).configs[0].layers == 2

@@ -179,3 +179,39 @@ def test_compacted_weights_load_as_float32_with_half_precision_values(tmp_path):
         assert torch.equal(tensor, original.half().to(original.dtype) if original.is_floating_point() else original)
     x = torch.rand(4, 1, 8, 8)
     assert torch.allclose(loaded.encode(x).mean, model.eval().encode(x).mean, atol=1e-2)
+
+
+def test_saved_folders_get_ordinary_permissions(digits, tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        torch.manual_seed(0)
+        model = vaelab.create("ae", tiny=True)
+        vaelab.fit(model, digits.subset(64, 16), epochs=1, progress=False, out_dir=tmp_path / "ck")
+    finally:
+        os.umask(old)
+    folder = tmp_path / "ck"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755  # not the 0o700 of a temporary folder
+    for f in folder.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o644, f.name
+
+
+def test_config_records_the_models_info_and_readers_use_it(digits, tmp_path):
+    from vaelab.checkpoint import info_to_dict, read_info
+
+    torch.manual_seed(0)
+    model = vaelab.create("vq-vae", tiny=True)
+    vaelab.save_checkpoint(model, tmp_path / "ck", dataset="digits")
+    meta = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert meta["info"] == json.loads(json.dumps(info_to_dict(model.info)))
+    assert meta["info"]["latent"] == "discrete" and meta["info"]["codebook_size"] == model.config.codebook_size
+    # a reader takes the recorded info as it is, without building the model
+    meta["info"]["likelihood"] = "recorded"
+    (tmp_path / "ck" / "config.json").write_text(json.dumps(meta))
+    assert read_info(tmp_path / "ck")["likelihood"] == "recorded"
+    # a folder written before config.json carried the info is answered by loading the model
+    del meta["info"]
+    (tmp_path / "ck" / "config.json").write_text(json.dumps(meta))
+    assert read_info(tmp_path / "ck") == info_to_dict(model.info)  # built from the folder itself

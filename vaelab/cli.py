@@ -650,4 +650,8 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra:  # reported by the subcommand's parser, which knows the options they were meant as
         parser.subcommand(args.command).error(f"unrecognized arguments: {' '.join(extra)}")
-    return COMMANDS[args.command][1](args)
+    try:
+        return COMMANDS[args.command][1](args)
+    except BrokenPipeError:  # the output was piped into a program that stopped reading (`| head`)
+        sys.stderr.close()
+        return 0
