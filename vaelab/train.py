@@ -422,11 +422,12 @@ class Training:
 
     def _all_finite(self, total: torch.Tensor) -> bool:
         """Whether the loss is finite on every rank (so that all ranks stop together)."""
-        finite = torch.isfinite(total).float().reshape(1)
-        if self.world > 1:
-            import torch.distributed as dist
+        if self.world == 1:
+            return bool(torch.isfinite(total))
+        import torch.distributed as dist
 
-            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        finite = torch.isfinite(total).float().reshape(1)
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
         return bool(finite[0] > 0)
 
     def _end_epoch(self, epoch_index: int, phase: str, phase_index: int, label: str,
