@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from vaelab.folders import (CONFIG, HISTORY, METRICS, WEIGHTS, CheckpointError, atomic_folder,  # noqa: F401
-                            copy_contents, load_weights, read_folder_config, read_json, write_json,
-                            write_weights)
+                            copy_contents, load_weights, read_folder_config, read_json, read_tensors,
+                            write_json, write_tensors, write_weights)
 from vaelab.registry import config_from_dict, config_to_dict, get_entry
 from vaelab.version import __version__
 
@@ -80,7 +79,7 @@ def save_checkpoint(model, out_dir: str | os.PathLike, *, dataset: str | None = 
         if training_state is not None:
             state_meta, tensors = training_state
             write_json(tmp / TRAINING_META, state_meta)
-            save_file({k: t.detach().cpu().contiguous() for k, t in tensors.items()}, str(tmp / TRAINING_STATE))
+            write_tensors({k: t.cpu() for k, t in tensors.items()}, tmp / TRAINING_STATE)
         for name, obj in (extra_files or {}).items():
             write_json(tmp / name, obj)
     return out
@@ -92,7 +91,7 @@ def read_training_state(folder: str | os.PathLike) -> tuple[dict, dict[str, torc
     meta = read_json(folder, TRAINING_META)
     if meta is None or not (folder / TRAINING_STATE).is_file():
         return None
-    return meta, load_file(str(folder / TRAINING_STATE))
+    return meta, read_tensors(folder / TRAINING_STATE)
 
 
 def compact_weights(folder: str | os.PathLike) -> bool:
@@ -102,14 +101,14 @@ def compact_weights(folder: str | os.PathLike) -> bool:
     Evaluate after compacting: the metrics should describe the weights that ship. A code prior
     keyed to the old weights' hash would no longer attach, so compact before training one."""
     folder = Path(folder)
-    state = load_file(str(folder / WEIGHTS))
+    state = read_tensors(folder / WEIGHTS)
     if not any(t.dtype == torch.float32 for t in state.values()):
         return False
     half = {k: (t.half() if t.dtype == torch.float32 else t).contiguous() for k, t in state.items()}
     meta = {**read_config(folder), "weights_dtype": "float16"}
     with atomic_folder(folder) as tmp:  # the whole folder is swapped in, never half-written
         shutil.copytree(folder, tmp, dirs_exist_ok=True)
-        save_file(half, str(tmp / WEIGHTS))
+        write_tensors(half, tmp / WEIGHTS)
         write_json(tmp / CONFIG, meta)
     return True
 
@@ -145,10 +144,7 @@ def describe(folder: str | os.PathLike, **fields) -> dict:
     (atomically): the weights, and a code prior keyed to them, stay as they are."""
     folder = Path(folder)
     meta = {**read_config(folder), "info": info_to_dict(load_checkpoint(folder).info), **fields}
-    tmp = folder / f".{CONFIG}.tmp"
-    write_json(tmp, meta)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, folder / CONFIG)
+    write_json(folder / CONFIG, meta)
     return meta
 
 

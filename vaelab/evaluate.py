@@ -18,8 +18,6 @@ the posterior means/codes of the test set where small, codebook usage counts and
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +29,7 @@ import torch
 from vaelab import metrics
 from vaelab.artifacts import ARTIFACTS, save_artifacts  # noqa: F401  (ARTIFACTS re-exported: the file's name)
 from vaelab.checkpoint import METRICS, load_checkpoint, read_config, read_json
+from vaelab.folders import write_json
 from vaelab.data import Dataset, load_dataset
 from vaelab.losses import gaussian_kl
 from vaelab.models.base import ModelInfo
@@ -319,20 +318,9 @@ def evaluate(folder: str | Path, data: Dataset | None = None, settings: EvalSett
             progress(f"  {name:<15} {timings[name]:7.1f}s")
     results["seconds"] = timings
     if write:
-        (folder / METRICS).write_text(json.dumps(_finite(results), indent=2))
+        write_json(folder / METRICS, results)
         save_artifacts(folder, artifacts(ctx, results))
     return results
-
-
-def _finite(obj):
-    """JSON has no NaN/inf: write them as strings so the file stays valid JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def summary_rows(results: dict) -> list[tuple[str, str]]:

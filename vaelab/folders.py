@@ -109,7 +109,17 @@ def _finite(obj):
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    Path(path).write_text(json.dumps(_finite(obj), indent=2))
+    """``obj`` as indented JSON (NaN/inf as strings), written atomically: a temporary file beside
+    ``path`` with ordinary permissions replaces it by rename, so a reader never sees half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(_finite(obj), indent=2))
+        os.chmod(tmp, 0o644 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_json(folder: str | os.PathLike, name: str, default=None):

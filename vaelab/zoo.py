@@ -10,7 +10,6 @@ Each model's training time is recorded in its ``history.json`` and in ``zoo.json
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,5 +184,5 @@ def run(only: list[str] | None = None, resume: bool = False, evaluate_after: boo
             log[recipe.name] = {**status, "variant": recipe.variant, "dataset": recipe.dataset,
                                 "purpose": recipe.purpose}
         CHECKPOINTS.mkdir(exist_ok=True)
-        log_path.write_text(json.dumps(log, indent=2))
+        write_json(log_path, log)
     return log
