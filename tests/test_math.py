@@ -208,3 +208,16 @@ def test_kl_warmup_reaches_the_vae_loss():
     assert float(out0.terms["beta"]) == 0.0
     assert torch.allclose(out0.total, out0.terms["recon"])
     assert float(model.loss(x, step=5).terms["beta"]) == 0.5
+
+
+def test_onecycle_learning_rate_matches_pytorchs_one_cycle_policy():
+    from vaelab.schedules import lr_factor
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([param], lr=2e-3)
+    total = 97
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=total, cycle_momentum=False)
+    for step in range(total):
+        assert math.isclose(opt.param_groups[0]["lr"], 2e-3 * lr_factor(step, "onecycle", total), rel_tol=1e-9)
+        opt.step()
+        sched.step()

@@ -17,9 +17,7 @@ shipped MNIST classifier lives in ``checkpoints/classifier/``.
 
 from __future__ import annotations
 
-import math
 import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from torch import nn
 
 from vaelab.folders import (CONFIG, METRICS, WEIGHTS, CheckpointError, atomic_folder, load_weights,
                             read_folder_config, read_json, write_json, write_weights)
+from vaelab.models.base import LossOutput, Trainable
 from vaelab.nn.backbones import conv_grid
 from vaelab.registry import config_from_dict
 
@@ -103,7 +102,7 @@ class Classifier(nn.Module):
         return float((labels_hat.cpu() == labels.cpu()).float().mean())
 
 
-def _shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+def _shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | None) -> torch.Tensor:
     """Translate each image by up to ``max_shift`` pixels in each direction, filling with zeros
     (MNIST's background): ``(B, C, H, W) -> (B, C, H, W)``."""
     if max_shift <= 0:
@@ -119,63 +118,65 @@ def _shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch
     return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
+class ClassifierObjective(Trainable):
+    """What the training loop trains when it fits the classifier: cross-entropy of the labels,
+    on images translated by up to ``max_shift`` pixels in training (:func:`_shift`, drawn from
+    torch's global generator, which the loop seeds and saves for exact resume)."""
+
+    def __init__(self, classifier: Classifier, max_shift: int):
+        super().__init__()
+        self.classifier = classifier
+        self.max_shift = max_shift
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, step: int = 0) -> LossOutput:
+        if self.training:
+            x = _shift(x, self.max_shift, None)
+        logits = self.classifier(x)  # (B, num_classes)
+        ce = F.cross_entropy(logits, y)
+        accuracy = (logits.detach().argmax(1) == y).float().mean()
+        return LossOutput(ce, {"total": ce, "accuracy": accuracy})
+
+
 def train_classifier(data, epochs: int = 5, *, batch_size: int = 128, lr: float = 2e-3,
                      weight_decay: float = 1e-4, max_shift: int | None = None, seed: int = 0,
                      threads: int | None = None, out: str | os.PathLike | None = None,
                      progress: bool = True, **config_overrides) -> Classifier:
     """Train a :class:`Classifier` on ``data`` (a :class:`vaelab.data.Dataset`) and return it,
-    in eval mode, with ``.metrics`` holding its test accuracy; with ``out``, also save it there.
+    in eval mode, with ``.metrics`` holding its accuracy on the test set; with ``out``, also save
+    it there (after every epoch, and with its metrics at the end).
 
-    AdamW with a one-cycle learning-rate schedule (Smith & Topin 2019) reaches its accuracy in a
-    few epochs. ``max_shift`` translates training images by up to that many pixels (default: 2
-    for images of side ≥ 16, none for 8×8 digits, where 2 pixels is a quarter of the image).
-    ``config_overrides`` set fields of :class:`ClassifierConfig`.
+    It trains through the one training loop (:class:`vaelab.train.Training`), validated on the
+    validation split: AdamW with a one-cycle learning-rate schedule (Smith & Topin 2019) reaches
+    its accuracy in a few epochs. ``max_shift`` translates training images by up to that many
+    pixels (default: 2 for images of side ≥ 16, none for 8×8 digits, where 2 pixels is a quarter
+    of the image). ``config_overrides`` set fields of :class:`ClassifierConfig`.
     """
-    if threads:
-        torch.set_num_threads(threads)
+    from vaelab.train import NonFiniteLossError, Stopped, Training, TrainSettings
+
+    data = data.with_validation()
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
     config = config_from_dict(ClassifierConfig, {"image_shape": tuple(data.image_shape),
                                                  "num_classes": data.num_classes, **config_overrides})
     if max_shift is None:
         max_shift = 2 if min(config.image_shape[1:]) >= 16 else 0
     model = Classifier(config)
-    x, y = data.train_x, data.train_y
-    n = len(x)
-    steps_per_epoch = math.ceil(n / batch_size)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch))
-    history = []
-    start = time.perf_counter()
-    for epoch in range(epochs):
-        model.train()
-        perm = torch.randperm(n, generator=gen)
-        total, correct, seen = 0.0, 0, 0
-        for i in range(0, n, batch_size):
-            idx = perm[i:i + batch_size]
-            xb, yb = _shift(x[idx], max_shift, gen), y[idx]
-            logits = model(xb)  # (B, num_classes)
-            loss = F.cross_entropy(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
-            correct += int((logits.argmax(1) == yb).sum())
-            seen += len(idx)
-        record = {"epoch": epoch + 1, "train_loss": total / seen, "train_accuracy": correct / seen,
-                  "test_accuracy": model.accuracy(data.test_x, data.test_y),
-                  "seconds": time.perf_counter() - start}
-        history.append(record)
-        if progress:
-            print(f"epoch {epoch + 1}/{epochs}: loss {record['train_loss']:.4f}  train acc "
-                  f"{record['train_accuracy']:.4f}  test acc {record['test_accuracy']:.4f}  "
-                  f"({record['seconds']:.0f}s)", flush=True)
+    settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule="onecycle",
+                             weight_decay=weight_decay, seed=seed, threads=threads, progress=progress)
+
+    def save(objective, folder, history, training_state):  # the classifier's own folder
+        objective.classifier.metrics = {"dataset": data.name, "history": history["epochs"]}
+        save_classifier(objective.classifier, folder)
+
+    run = Training(ClassifierObjective(model, max_shift), data, settings, out, save=save)
+    for event in run:
+        if isinstance(event, Stopped) and event.reason.startswith("non-finite"):
+            raise NonFiniteLossError(f"classifier: {event.message}")
     model.eval()
-    model.metrics = {"dataset": data.name, "test_accuracy": history[-1]["test_accuracy"] if history else None,
-                     "test_images": len(data.test_x), "train_images": n, "epochs": epochs,
-                     "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-                     "max_shift": max_shift, "seed": seed, "history": history}
+    model.metrics = {"dataset": data.name, "test_accuracy": model.accuracy(data.test_x, data.test_y),
+                     "test_images": len(data.test_x), "train_images": len(data.train_x),
+                     "validation_images": len(data.val_x), "epochs": epochs, "batch_size": batch_size,
+                     "lr": lr, "lr_schedule": "onecycle", "weight_decay": weight_decay, "max_shift": max_shift,
+                     "seed": seed, "history": run.history["epochs"]}
     if out is not None:
         save_classifier(model, out)
     return model

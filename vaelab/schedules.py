@@ -61,10 +61,20 @@ def lr_factor(step: int, schedule: str = "constant", total_steps: int = 0, floor
     - ``constant``: 1 throughout.
     - ``cosine``: from 1 down to ``floor`` over ``total_steps`` along a half cosine (Loshchilov &
       Hutter 2017, without restarts), then ``floor``.
+    - ``onecycle``: the one-cycle policy (Smith & Topin 2019) as PyTorch's ``OneCycleLR`` draws
+      it: up from 1/25 to 1 along a half cosine over the first 30 % of the steps, then down to
+      1/(25·10⁴) along another (the learning rate only; momentum is not cycled).
     """
     if schedule == "constant" or total_steps <= 0:
         return 1.0
     if schedule == "cosine":
         t = min(1.0, step / total_steps)
         return floor + 0.5 * (1.0 - floor) * (1 + math.cos(math.pi * t))
-    raise ValueError(f"unknown learning-rate schedule {schedule!r}; choose constant or cosine")
+    if schedule == "onecycle":
+        start, end, warm = 1 / 25, 1 / 25e4, 0.3 * total_steps - 1  # OneCycleLR's defaults
+        if step <= warm:
+            a, b, t = start, 1.0, step / warm
+        else:
+            a, b, t = 1.0, end, min(1.0, (step - warm) / (total_steps - 1 - warm))
+        return b + 0.5 * (a - b) * (1 + math.cos(math.pi * t))
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}; choose constant, cosine or onecycle")

@@ -56,7 +56,8 @@ class TrainSettings:
     epochs: int = 10  # epochs of the main phase (the stacked AE's pretraining comes on top)
     batch_size: int = 128  # images per optimisation step (all ranks together under torchrun)
     lr: float = 1e-3  # Adam learning rate
-    lr_schedule: str = "constant"  # "constant", or "cosine": decays to lr·lr_floor by the last step
+    weight_decay: float = 0.0  # > 0: AdamW with this decoupled weight decay (Loshchilov & Hutter 2019)
+    lr_schedule: str = "constant"  # "constant"; "cosine": decays to lr·lr_floor by the last step; "onecycle"
     lr_floor: float = 0.01  # cosine schedule: final learning rate as a fraction of lr
     start_step: int = 0  # step count already done elsewhere: schedules (KL warm-up, τ, lr) continue from it
     seed: int = 0  # seeds shuffling, noise and sampling in the loss
@@ -153,6 +154,13 @@ def evaluate_loss(model, x: torch.Tensor, y: torch.Tensor, settings: TrainSettin
             sums[k] = sums.get(k, 0.0) + float(v) * len(xb)
     model.train(was_training)
     return {k: v / len(x) for k, v in sums.items()}
+
+
+def make_optimiser(params, settings: TrainSettings) -> torch.optim.Optimizer:
+    """Adam, or AdamW when ``settings.weight_decay`` is set."""
+    if settings.weight_decay > 0:
+        return torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    return torch.optim.Adam(params, lr=settings.lr)
 
 
 def non_finite_tensors(module: torch.nn.Module) -> list[str]:
@@ -263,10 +271,11 @@ class Training:
             raise ValueError(f"{self.out_dir} holds no training state to resume from (it was saved by "
                              "an older vaelab or by another program); train it again without resume")
         meta, tensors = saved
-        for key in ("batch_size", "seed", "binarize", "lr", "lr_schedule", "lr_floor"):
-            if meta["settings"].get(key) != getattr(self.settings, key):
+        for key in ("batch_size", "seed", "binarize", "lr", "lr_schedule", "lr_floor", "weight_decay"):
+            before = meta["settings"].get(key, getattr(TrainSettings(), key))
+            if before != getattr(self.settings, key):
                 raise ValueError(f"cannot resume {self.out_dir} exactly: it was trained with {key}="
-                                 f"{meta['settings'].get(key)!r}, now {key}={getattr(self.settings, key)!r}")
+                                 f"{before!r}, now {key}={getattr(self.settings, key)!r}")
         return meta, tensors, history
 
     def __iter__(self) -> Iterator[Event]:
@@ -346,7 +355,7 @@ class Training:
         model = self.model
         model.set_phase(phase)
         self.groups = model.optimizer_groups()
-        self.optimisers = {g: torch.optim.Adam(params, lr=self.settings.lr) for g, params in self.groups.items()}
+        self.optimisers = {g: make_optimiser(params, self.settings) for g, params in self.groups.items()}
         if self.saved is not None and self.saved[0].get("phase_index") == phase_index:
             for g, opt in self.optimisers.items():  # resuming inside this phase: Adam's moments too
                 load_optimiser(g, opt, self.saved[0]["optimisers"][g], self.saved[1])
