@@ -1,0 +1,246 @@
+"""The app's speed as a user feels it: from an action in a real browser to the changed pixels.
+
+Playwright drives Debian's Chromium (``/usr/bin/chromium``) against the real app (``app.py``,
+started here as a subprocess) and, in the same run, a trivial Gradio app — type a number, press
+Enter, get a 28×28 image back — whose round trip is the floor every figure is divided by. Each
+action is repeated (``--reps``, default 7) and the median is reported.
+
+How a latency is measured: just before the action a ``MutationObserver`` is armed on the element
+that should change; the latency is the time of the *last* DOM mutation inside it before it stays
+quiet for ``--quiet`` ms (plotly redraws a figure in many mutations; the last one is when the
+user sees the result), then two animation frames so the pixels are painted. During slider drags a
+``PerformanceObserver`` collects long tasks (main thread busy > 50 ms): the longest is reported
+as the page's worst freeze.
+
+    python benchmarks/browser_latency.py [--reps 7] [--data-dir ../shared/data] [--out FILE]
+
+Results go to ``benchmarks/results/browser_latency.json`` (and a table on stdout). The actions
+measured are the ones the app has today: pick a test image by typing its index, switch model in
+the latent map (warm), move a latent slider, draw a stroke; each row names the element watched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+TRIVIAL_APP = '''
+import numpy as np, gradio as gr
+def show(n):
+    img = np.zeros((28, 28), dtype=np.uint8)
+    k = int(n or 0) % 28
+    img[:, k] = 255
+    img[k, :] = 255
+    return img
+with gr.Blocks() as demo:
+    n = gr.Number(0, precision=0, label="number", elem_id="n")
+    out = gr.Image(label="image", elem_id="out", image_mode="L", type="numpy", height=230, width=230)
+    n.submit(show, n, out, api_name="show")
+demo.launch(server_port=int(__import__("sys").argv[1]), quiet=True)
+'''
+
+# Arms an observer on `selector`; window.__settled resolves to the ms from arming to the last
+# mutation (null if nothing changed within the timeout).
+ARM = """([selector, quietMs, timeoutMs]) => {
+  const root = document.querySelector(selector);
+  window.__settled = new Promise(resolve => {
+    if (!root) { resolve(-1); return; }
+    const t0 = performance.now();
+    let last = null, timer = null;
+    const finish = () => { obs.disconnect();
+      requestAnimationFrame(() => requestAnimationFrame(() => resolve(last === null ? null : last - t0))); };
+    const obs = new MutationObserver(() => { last = performance.now(); clearTimeout(timer);
+                                             timer = setTimeout(finish, quietMs); });
+    obs.observe(root, {subtree: true, childList: true, attributes: true, characterData: true});
+    setTimeout(() => { if (last === null) finish(); }, timeoutMs);
+  });
+}"""
+
+LONG_TASKS = """() => { window.__long = [];
+  new PerformanceObserver(list => { for (const e of list.getEntries()) window.__long.push(e.duration); })
+    .observe({type: 'longtask', buffered: false}); }"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(args: list[str], port: int, env: dict, timeout: float = 180) -> subprocess.Popen:
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+            return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server {args} exited: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError(f"server {args} did not answer on port {port} within {timeout}s")
+
+
+def timed(page, selector: str, action, quiet: int, timeout: int = 30_000) -> float | None:
+    page.evaluate(ARM, [selector, quiet, timeout])
+    action()
+    return page.evaluate("window.__settled")
+
+
+def type_number(page, selector: str, value) -> None:
+    box = page.locator(selector)
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def measure_trivial(browser, url: str, reps: int, quiet: int) -> list[float]:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    page.wait_for_selector("#n input")
+    type_number(page, "#n input", 1)
+    page.wait_for_selector("#out img")
+    out = [timed(page, "#out", lambda k=k: type_number(page, "#n input", k + 2), quiet) for k in range(reps)]
+    page.close()
+    return out
+
+
+def measure_app(browser, url: str, reps: int, quiet: int) -> dict[str, list]:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(120_000)
+    page.goto(url)
+    page.wait_for_selector("#map-plot .js-plotly-plot", timeout=180_000)
+    page.wait_for_timeout(1000)
+    results: dict[str, list] = {}
+
+    # pick a test image: type its index into the picker's number box -> the map's star moves
+    picker = page.locator("input[type=number]").first  # the latent map's image picker comes first
+    results["pick test image (type index + Enter) -> #map-plot"] = [
+        timed(page, "#map-plot", lambda k=k: (picker.fill(str(10 + k)), picker.press("Enter")), quiet)
+        for k in range(reps)]
+
+    # switch model (warm) between two 2-D maps: open the picker and press on the model's option
+    # (a mouse-down selects; the list scrolls while it opens, so a full click may find it moving)
+    def choose(name: str) -> None:
+        page.locator("#map-model input").click()
+        labels = page.locator("ul[role=listbox] li").all_inner_texts()
+        label = next(t.strip() for t in labels if f"] {name} ·" in t)
+        page.get_by_role("option", name=label, exact=True).dispatch_event("mousedown")
+
+    pair = ["ae-2d", "vae-2d"]
+    for name in pair:  # warm both
+        choose(name)
+        page.wait_for_timeout(5000)
+    results["switch model in the latent map (warm, ae-2d <-> vae-2d) -> #map-plot"] = [
+        timed(page, "#map-plot", lambda k=k: choose(pair[k % 2]), quiet) for k in range(reps)]
+    shown = page.locator("#map-plot .annotation-text").first.text_content()
+    assert shown.startswith(pair[(reps - 1) % 2] + " "), f"the switch did not happen: the map shows {shown!r}"
+
+    # latent slider -> decoded image
+    page.get_by_role("tab", name="Latent sliders").click()
+    page.wait_for_selector("#decoded img")
+    page.wait_for_timeout(1000)
+    number = page.locator("#z-slider-0 input[type=number]")
+    results["set a latent slider's value -> #decoded"] = [
+        timed(page, "#decoded", lambda k=k: (number.fill(f"{-2 + 0.5 * k:.2f}"), number.press("Enter")), quiet)
+        for k in range(reps)]
+
+    # dragging the slider: the longest main-thread task while the thumb moves
+    page.evaluate(LONG_TASKS)
+    track = page.locator("#z-slider-0 input[type=range]").bounding_box()
+    y = track["y"] + track["height"] / 2
+    page.mouse.move(track["x"] + 5, y)
+    page.mouse.down()
+    for k in range(40):
+        page.mouse.move(track["x"] + 5 + (track["width"] - 10) * k / 39, y, steps=2)
+        page.wait_for_timeout(25)
+    page.mouse.up()
+    page.wait_for_timeout(1500)
+    results["longest main-thread task while dragging a slider (ms)"] = [max(page.evaluate("window.__long") or [0])]
+
+    # drawing -> every reconstruction
+    page.get_by_role("tab", name="Draw").click()
+    page.get_by_label("Brush").first.click()
+    canvas = page.locator("#sketchpad canvas").last.bounding_box()
+    cx, cy, h = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2, canvas["height"]
+
+    def stroke(k: int) -> None:
+        x0 = cx - 0.3 * h + 0.03 * h * k
+        page.mouse.move(x0, cy - 0.3 * h)
+        page.mouse.down()
+        for j in range(1, 9):
+            page.mouse.move(x0 + 0.02 * h * j, cy - 0.3 * h + 0.07 * h * j, steps=2)
+        page.mouse.up()
+
+    stroke(0)
+    page.wait_for_selector("#recons img", timeout=60_000)
+    page.wait_for_timeout(1500)
+    results["drawing a stroke -> #recons"] = [timed(page, "#recons", lambda k=k: stroke(k + 1), quiet)
+                                             for k in range(reps)]
+    page.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=7, help="repetitions per action (median reported)")
+    parser.add_argument("--quiet", type=int, default=150, help="ms without DOM changes that ends a measurement")
+    parser.add_argument("--data-dir", default=None, help="MNIST folder for the app (default: $VAELAB_DATA; none is fine)")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "browser_latency.json"))
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    if args.data_dir:
+        env["VAELAB_DATA"] = args.data_dir
+    trivial_port, app_port = free_port(), free_port()
+    trivial = serve([sys.executable, "-c", TRIVIAL_APP, str(trivial_port)], trivial_port, env)
+    app = serve([sys.executable, "app.py"], app_port, {**env, "GRADIO_SERVER_PORT": str(app_port)})
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            floor = measure_trivial(browser, f"http://127.0.0.1:{trivial_port}/", args.reps, args.quiet)
+            rows = measure_app(browser, f"http://127.0.0.1:{app_port}/", args.reps, args.quiet)
+            browser.close()
+    finally:
+        for proc in (trivial, app):
+            proc.terminate()
+            proc.wait(timeout=30)
+    base = statistics.median(v for v in floor if v is not None)
+    table = {}
+    for name, values in rows.items():
+        seen = [v for v in values if v is not None and v >= 0]
+        med = statistics.median(seen) if seen else None
+        table[name] = {"median_ms": med, "values_ms": values,
+                       "ratio_to_trivial": None if med is None or "longest" in name else med / base}
+    result = {"trivial_app_round_trip_ms": {"median_ms": base, "values_ms": floor}, "actions": table,
+              "reps": args.reps, "quiet_ms": args.quiet, "data": env.get("VAELAB_DATA") is not None,
+              "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
+              "when": time.strftime("%Y-%m-%d %H:%M")}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(f"trivial Gradio app round trip: {base:.0f} ms (median of {len(floor)})")
+    print(f"| action | median ms | × trivial |\n| --- | ---: | ---: |")
+    for name, row in table.items():
+        med = "–" if row["median_ms"] is None else f"{row['median_ms']:.0f}"
+        ratio = "–" if row["ratio_to_trivial"] is None else f"{row['ratio_to_trivial']:.1f}×"
+        print(f"| {name} | {med} | {ratio} |")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
