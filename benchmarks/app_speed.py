@@ -58,25 +58,28 @@ def main() -> dict:
     from gradio_client import Client
 
     import app
-    from vaelab import explorer as ex
+    from vaelab.app import state
+    from vaelab.app.catalogue import scan_checkpoints
+    from vaelab.app.tabs import draw, latent_map, sliders
 
     rng = np.random.default_rng(0)
-    results: dict = {"checkpoints": str(ex.checkpoints_dir()), "torch_threads": torch.get_num_threads(),
+    results: dict = {"checkpoints": str(state.checkpoints_dir()), "torch_threads": torch.get_num_threads(),
                      "machine": f"{platform.machine()}, {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}"}
 
     # 1. slider -> decoded image (handler)
-    vae = app.SLIDER_DEFAULT
-    dims = len(ex.slider_dims(ex.load(vae)))
+    cards = scan_checkpoints()
+    vae = sliders.default_model(cards)
+    dims = len(sliders.slider_dims(state.load(vae)))
 
     def slider_values():
-        return [float(v) for v in rng.uniform(-3, 3, ex.MAX_SLIDERS)]
+        return [float(v) for v in rng.uniform(-3, 3, sliders.MAX_SLIDERS)]
 
-    results["slider_handler"] = {"model": vae, **stats(timed(lambda: ex.decode_sliders(vae, 0, *slider_values()),
+    results["slider_handler"] = {"model": vae, **stats(timed(lambda: sliders.decode_sliders(vae, 0, *slider_values()),
                                                              args.repeats * 4))}
     results["slider_handler"]["target_p95_ms"] = 20
 
     # 2. round trip through gradio_client: slider endpoint vs a trivial image endpoint
-    image = ex.decode_sliders(vae, 0, *slider_values())
+    image = sliders.decode_sliders(vae, 0, *slider_values())
     with gr.Blocks() as trivial:
         n = gr.Number(0)
         out = gr.Image(type="numpy", image_mode="L")
@@ -106,27 +109,27 @@ def main() -> dict:
     canvas[50:230, 125:150] = 0
     canvas[50:75, 80:200] = 0
     drawing = {"background": canvas, "layers": [canvas], "composite": canvas}
-    plan = ex.draw_plan()
+    plan = draw.draw_plan()
     results["draw_handler"] = {"models": [c.name for c in plan.recon],
                                "map_model": plan.map_card.name if plan.map_card else None,
-                               **stats(timed(lambda: ex.draw(drawing), args.repeats)), "target_p95_ms": 100}
+                               **stats(timed(lambda: draw.draw(drawing), args.repeats)), "target_p95_ms": 100}
 
     # 4. switching models in the latent map (cached coordinates; models already loaded)
-    names = [v for _, v in app.MAP_CHOICES]
+    names = [v for _, v in latent_map.model_choices(cards)]
     for name in names:  # a running app has loaded each model (and fitted its PCA) once already
-        ex.select_map_model(name, None, 0)
+        latent_map.select_map_model(name, None, 0)
     switch = []
     for k in range(max(args.repeats // 2, len(names))):
         name = names[k % len(names)]
         t = time.perf_counter()
-        ex.select_map_model(name, None, int(rng.integers(0, 300)))
+        latent_map.select_map_model(name, None, int(rng.integers(0, 300)))
         switch.append(time.perf_counter() - t)
     results["switch_model_handler"] = {"models": names, **stats(switch), "target_p95_ms": 500}
     first_load = []
     for name in names:  # and the first, cold switch (loads weights + artifacts from disk)
-        ex.clear_caches()
+        state.clear_caches()
         t = time.perf_counter()
-        ex.select_map_model(name, None, 0)
+        latent_map.select_map_model(name, None, 0)
         first_load.append(time.perf_counter() - t)
     results["switch_model_cold_first_time"] = stats(first_load)
     results["slider_dims"] = dims

@@ -2,30 +2,26 @@
 
 import urllib.request
 
-import pytest
-
 from vaelab.registry import list_variants
 
 
-@pytest.fixture(scope="module")
-def app_module():
-    import app
-    return app
+def test_variants_table_lists_the_registry():
+    from vaelab.app.tabs.models import variants_table
 
-
-def test_variants_table_lists_the_registry(app_module):
-    table = app_module.variants_table()
+    table = variants_table()
     for entry in list_variants():
         assert f"`{entry.name}`" in table
 
 
-def test_status_says_what_data_is_available(app_module, monkeypatch, tmp_path):
+def test_status_says_what_data_is_available(monkeypatch, tmp_path):
+    from vaelab.app.state import dataset_status
+
     monkeypatch.setenv("VAELAB_DATA", str(tmp_path))
-    assert "not found" in app_module.dataset_status() and "digits" in app_module.dataset_status()
+    assert "not found" in dataset_status() and "digits" in dataset_status()
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     (raw / "t10k-images-idx3-ubyte").write_bytes(b"")
-    assert app_module.dataset_status().startswith("MNIST found")
+    assert dataset_status().startswith("MNIST found")
 
 
 def test_app_serves_http(app_url):
@@ -42,35 +38,38 @@ def test_no_umap_or_numba_at_start_up():
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=300)
 
 
-def _endpoint_args(app_module, tmp_path):
+def _endpoint_args(tmp_path):
     """Arguments for every named endpoint, as a client would send them."""
     import numpy as np
     from gradio_client import handle_file
     from PIL import Image
 
-    from vaelab import explorer as ex
+    from vaelab.app.catalogue import scan_checkpoints
+    from vaelab.app.state import load
+    from vaelab.app.tabs import latent_map, sliders
 
     canvas = np.full((280, 280), 255, np.uint8)
     canvas[40:240, 120:150] = 0
     path = tmp_path / "one.png"
     Image.fromarray(canvas).save(path)
     drawing = {"background": handle_file(str(path)), "layers": [], "composite": handle_file(str(path))}
-    vae = app_module.SLIDER_DEFAULT
-    z = [0.5] * ex.MAX_SLIDERS
+    cards = scan_checkpoints()
+    vae = sliders.default_model(cards)
+    z = [0.5] * sliders.MAX_SLIDERS
     return {
         "/status": [],
         # in this order: a session's projection choices follow the model last shown
-        "/init_latent_map": [app_module.MAP_DEFAULT, ex.PROJ_LATENT, 0],
-        "/latent_map": ["digits-vae-8", ex.PROJ_LATENT, 2],
-        "/latent_map_projection": ["digits-vae-8", ex.PROJ_UMAP, 2],
-        "/pick_point": ["digits-vae-8", ex.PROJ_UMAP, 7],
-        "/sliders_model": [vae, ex.START_TEST, 3, 0],
-        "/sliders_start": [vae, ex.START_PRIOR, 3, 0],
-        "/sliders_start_image": [vae, ex.START_TEST, 9, 0],
-        "/init_sliders": [vae, ex.START_TEST, 0, 0],
+        "/init_latent_map": [latent_map.default_model(cards), latent_map.PROJ_LATENT, 0],
+        "/latent_map": ["digits-vae-8", latent_map.PROJ_LATENT, 2],
+        "/latent_map_projection": ["digits-vae-8", latent_map.PROJ_UMAP, 2],
+        "/pick_point": ["digits-vae-8", latent_map.PROJ_UMAP, 7],
+        "/sliders_model": [vae, sliders.START_TEST, 3, 0],
+        "/sliders_start": [vae, sliders.START_PRIOR, 3, 0],
+        "/sliders_start_image": [vae, sliders.START_TEST, 9, 0],
+        "/init_sliders": [vae, sliders.START_TEST, 0, 0],
         "/decode": [vae, 0, *z],
-        "/traverse": [vae, 0, ex.slider_dims(ex.load(vae))[0], *z],
-        "/traverse_dim": [vae, 0, ex.slider_dims(ex.load(vae))[1], *z],
+        "/traverse": [vae, 0, sliders.slider_dims(load(vae))[0], *z],
+        "/traverse_dim": [vae, 0, sliders.slider_dims(load(vae))[1], *z],
         "/sample": [vae, 0, 3],
         "/interpolate": [vae, 0, 5, 0],
         "/draw": [drawing],
@@ -78,12 +77,12 @@ def _endpoint_args(app_module, tmp_path):
     }
 
 
-def test_every_named_endpoint_answers_through_gradio_client(app_module, app_url, tmp_path):
+def test_every_named_endpoint_answers_through_gradio_client(app_url, tmp_path):
     from gradio_client import Client
 
     client = Client(app_url, verbose=False)
     named = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    args = _endpoint_args(app_module, tmp_path)
+    args = _endpoint_args(tmp_path)
     assert set(named) == set(args), "every endpoint needs a case here"
     for name, values in args.items():
         result = client.predict(*values, api_name=name)

@@ -46,15 +46,17 @@ def _src(page, selector: str) -> str:
 
 
 def test_switch_models_in_the_latent_map(page, shots):
-    import app
+    from vaelab.app.catalogue import scan_checkpoints
+    from vaelab.app.tabs.latent_map import model_choices
 
-    names = [value for _, value in app.MAP_CHOICES]
+    choices = model_choices(scan_checkpoints())
+    names = [value for _, value in choices]
     assert len(names) >= 2, "need two checkpoints to switch between"
     page.wait_for_selector("#map-plot .annotation-text")
     first = page.locator("#map-plot .annotation-text").first.text_content()
     other = next(n for n in names if not first.startswith(n + " "))
     page.locator("#map-model input").click()
-    page.get_by_role("option", name=dict((v, k) for k, v in app.MAP_CHOICES)[other]).click()
+    page.get_by_role("option", name=dict((v, k) for k, v in choices)[other]).click()
     page.wait_for_function(
         "name => [...document.querySelectorAll('#map-plot .annotation-text')]"
         ".some(t => t.textContent.startsWith(name + ' '))",

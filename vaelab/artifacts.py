@@ -3,7 +3,7 @@ written and read.
 
 ``eval --write`` stores in ``CHECKPOINT/artifacts.safetensors`` what the app draws with no
 dataset present (2-D test coordinates, labels, latents, code indices, usage counts, per-dimension
-KL). Writer (:mod:`vaelab.evaluate`) and reader (:mod:`vaelab.explorer`) both go through this
+KL). Writer (:mod:`vaelab.evaluate`) and reader (:mod:`vaelab.app.state`) both go through this
 module, so the storage dtypes and their widening back cannot drift apart.
 
 Arrays are stored compactly (:data:`STORAGE_DTYPES`) because every shipped checkpoint carries

@@ -1,0 +1,68 @@
+"""The draw tab's handlers and the drawing preprocessing behind them, called as plain functions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vaelab.app import state
+from vaelab.app.tabs import draw
+from vaelab.preprocess import digits_style, is_blank, mnist_style, preprocess, sketch_to_ink
+
+from .conftest import drawing_of_a_one
+
+
+def test_draw_reconstructs_with_every_planned_model():
+    seen, gallery, fig, reading, msg = draw.draw(drawing_of_a_one())
+    plan = draw.draw_plan()
+    assert seen.dtype == np.uint8 and len(gallery) == len(plan.recon) >= 2
+    assert all("MSE" in caption for _, caption in gallery)
+    assert any(t.name == "your drawing" for t in fig.data)
+    assert "classifier not available" in reading or "Classifier reads" in reading
+    assert "Reconstructions by" in msg
+
+
+@pytest.mark.parametrize("value", [None, {"background": None, "layers": [], "composite": None},
+                                   {"composite": np.full((280, 280), 255, np.uint8)}])
+def test_empty_or_cleared_drawing_gives_a_message(value):
+    seen, gallery, fig, reading, msg = draw.draw(value)
+    assert gallery == [] and msg == draw.EMPTY_DRAWING
+    assert not any(t.name == "your drawing" for t in fig.data)
+
+
+def test_classifier_absent_is_said_gracefully(monkeypatch, tmp_path):
+    monkeypatch.setenv("VAELAB_CHECKPOINTS", str(tmp_path))
+    state._DATA.pop("classifier", None)
+    assert draw.classify(torch.zeros(1, 1, 28, 28)).startswith("classifier not available")
+
+
+def test_mnist_style_fits_20x20_and_centres_by_mass():
+    ink = sketch_to_ink(drawing_of_a_one())
+    x = mnist_style(ink)
+    assert x.shape == (1, 1, 28, 28) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    img = x[0, 0]
+    rows = np.flatnonzero(img.max(1) > 0.05)
+    assert rows[-1] - rows[0] + 1 in (20, 21)  # the longer side fills the 20-pixel box
+    cy = (img.sum(1) * np.arange(28)).sum() / img.sum()
+    cx = (img.sum(0) * np.arange(28)).sum() / img.sum()
+    assert abs(cy - 13.5) <= 1 and abs(cx - 13.5) <= 1
+
+
+def test_sketch_to_ink_reads_grey_and_rgba():
+    grey = np.full((50, 50), 255, np.uint8)
+    grey[10:20, 10:20] = 0
+    assert sketch_to_ink(grey)[15, 15] == 1 and sketch_to_ink(grey)[0, 0] == 0
+    rgba = np.zeros((50, 50, 4), np.uint8)  # black strokes on transparent black
+    rgba[10:20, 10:20, 3] = 255
+    ink = sketch_to_ink({"composite": rgba})
+    assert ink[15, 15] == 1 and ink[0, 0] == 0
+    assert is_blank(sketch_to_ink(None)) and is_blank(sketch_to_ink(np.full((9, 9), 255, np.uint8)))
+
+
+def test_digits_style_is_8x8_in_unit_range():
+    x = digits_style(sketch_to_ink(drawing_of_a_one()))
+    assert x.shape == (1, 1, 8, 8) and 0.5 <= x.max() <= 1.0 and x.min() == 0.0
+    assert preprocess(sketch_to_ink(drawing_of_a_one()), (1, 8, 8)).shape == (1, 1, 8, 8)
+    with pytest.raises(ValueError):
+        mnist_style(np.zeros((20, 20)))

@@ -1,0 +1,56 @@
+"""The latent sliders tab's handlers, called as plain functions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vaelab.app import state
+from vaelab.app.tabs import sliders as sliders_tab
+
+from .conftest import AE2, VAE8
+
+
+def test_setup_sliders_orders_by_kl_and_marks_inactive_dims():
+    out = sliders_tab.setup_sliders(VAE8, sliders_tab.START_TEST, 5, 0)
+    md, image, dim, label, start_index, traversal, samples, interpolation = out[:8]
+    rows, sliders = out[8:8 + sliders_tab.MAX_SLIDERS // 4], out[8 + sliders_tab.MAX_SLIDERS // 4:]
+    assert len(sliders) == sliders_tab.MAX_SLIDERS
+    assert "ELBO" in md and "active units 4 of 8" in md and "$$" in md
+    order = state.load(VAE8).metrics["posterior"]["dims_by_kl"]
+    visible = [s for s in sliders if s["visible"]]
+    assert len(visible) == 8 and visible[0]["label"].startswith(f"z{order[0]} ")
+    assert sum("inactive" in s["label"] for s in visible) == 4
+    assert [r["visible"] for r in rows] == [True, True] + [False] * 6
+    z = state.load(VAE8).arrays["latent_test"][5]
+    assert visible[0]["value"] == pytest.approx(z[order[0]], abs=0.01)
+    assert image.dtype == np.uint8 and dim["value"] == order[0] and not label["visible"]
+    for strip in (traversal, samples, interpolation):
+        assert strip.dtype == np.uint8 and strip.shape[1] > 5 * strip.shape[0]
+
+
+def test_setup_from_the_prior_starts_at_zero():
+    out = sliders_tab.setup_sliders(VAE8, sliders_tab.START_PRIOR, 0, 0)
+    assert all(s["value"] == 0 for s in out[8 + sliders_tab.MAX_SLIDERS // 4:])
+
+
+def test_setup_rejects_a_model_without_sliders():
+    import gradio as gr
+
+    with pytest.raises(gr.Error):
+        sliders_tab.setup_sliders(AE2, sliders_tab.START_TEST, 0, 0)
+
+
+def test_decode_sliders_changes_with_the_active_slider_only_a_little_with_an_inactive_one():
+    base = sliders_tab.decode_sliders(VAE8, 0, *[0.0] * 8).astype(float)
+    moved = sliders_tab.decode_sliders(VAE8, 0, 2.5, *[0.0] * 7).astype(float)  # the most informative dim
+    dead = sliders_tab.decode_sliders(VAE8, 0, *[0.0] * 7, 2.5).astype(float)  # the least informative one
+    assert np.abs(moved - base).mean() > 5 * np.abs(dead - base).mean()
+
+
+def test_traverse_sample_interpolate():
+    t = sliders_tab.traverse(VAE8, 0, 3, *[0.0] * 8)
+    s = sliders_tab.sample_prior(VAE8, 0, 1)
+    i = sliders_tab.interpolate(VAE8, 0, 7, 0)
+    assert t.shape[1] > t.shape[0] and s.shape[1] > s.shape[0] and i.shape[1] > i.shape[0]
+    assert np.array_equal(sliders_tab.sample_prior(VAE8, 0, 1), s)  # seeded

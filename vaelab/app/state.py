@@ -1,0 +1,146 @@
+"""The app's state: module-level caches behind one lock, so a Gradio session carries only names.
+
+Models (with their metrics and the artifacts evaluation cached beside them) are keyed by
+checkpoint folder and name, datasets by name, fitted PCAs by dataset and size, the draw tab's
+plan by checkpoint folder. Everything loads on first use. With no dataset on disk the app still
+works from each checkpoint's ``artifacts.safetensors`` (2-D coordinates, labels, test-set
+latents); views that need the original images say why they are missing.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vaelab.app.catalogue import Card, card
+from vaelab.paths import checkpoints_dir
+
+
+@dataclass
+class Loaded:
+    card: Card
+    model: torch.nn.Module
+    metrics: dict
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def info(self):
+        return self.model.info
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.arrays["test_labels"]
+
+    @property
+    def n_test(self) -> int:
+        return len(self.arrays["test_labels"])
+
+    @property
+    def single_vector_latent(self) -> bool:
+        """``decode`` takes one ``(B, D)`` tensor, so a cached latent row can be decoded."""
+        info = self.info
+        return info.latent == "continuous" and info.levels == 1 and len(info.latent_shapes[0]) == 1
+
+
+_MODELS: dict[tuple[str, str], Loaded] = {}
+_DATA: dict[str, object] = {}  # datasets by name, and the draw tab's classifier
+_PCA: dict[tuple[str, int], object] = {}
+_PLANS: dict[str, object] = {}  # the draw tab's DrawPlan per checkpoints folder
+_LOCK = threading.RLock()
+
+
+def clear_caches() -> None:
+    with _LOCK:
+        _MODELS.clear()
+        _DATA.clear()
+        _PCA.clear()
+
+
+def load(name: str) -> Loaded:
+    """The checkpoint ``name`` with its metrics and artifacts, loaded once per process."""
+    from vaelab.artifacts import load_artifacts
+    from vaelab.checkpoint import load_checkpoint
+
+    key = (str(checkpoints_dir()), name)
+    hit = _MODELS.get(key)
+    if hit is not None:
+        return hit
+    with _LOCK:
+        if key not in _MODELS:
+            c = card(name)
+            model = load_checkpoint(c.folder)
+            for p in model.parameters():
+                p.requires_grad_(False)
+            _MODELS[key] = Loaded(c, model, json.loads((c.folder / "metrics.json").read_text()),
+                                  load_artifacts(c.folder))
+        return _MODELS[key]
+
+
+def dataset(name: str):
+    """The dataset ``name`` if it is on this machine (never downloads), else ``None``."""
+    if name in _DATA:
+        return _DATA[name]
+    from vaelab.data import DatasetNotFoundError, load_dataset
+
+    with _LOCK:
+        if name not in _DATA:
+            try:
+                _DATA[name] = load_dataset(name, download=False)
+            except (DatasetNotFoundError, ImportError, RuntimeError, OSError):
+                _DATA[name] = None
+        return _DATA[name]
+
+
+def mnist_available() -> bool:
+    from vaelab.data import data_dir
+
+    return (data_dir() / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file()
+
+
+def dataset_status() -> str:
+    """One line on which dataset the app can use and what that means, without loading it."""
+    from vaelab.data import data_dir
+
+    if mnist_available():
+        return (f"MNIST found in `{data_dir()}`: views that show original test images, nearest "
+                "neighbours and PCA reconstructions use it.")
+    return ("MNIST not found (set `VAELAB_DATA` to a folder holding `MNIST/raw/`): the app uses "
+            "scikit-learn's bundled 8×8 digits and what the shipped checkpoints cached (2-D maps, "
+            "latents, metrics). MNIST models still decode and draw; their original test images, "
+            "nearest neighbours and PCA reconstructions are not shown.")
+
+
+def pca_for(dataset_name: str, dims: int):
+    """PCA with ``dims`` components fitted on (up to 10,000) training images, cached."""
+    key = (dataset_name, dims)
+    if key not in _PCA:
+        data = dataset(dataset_name)
+        if data is None:
+            return None
+        from sklearn.decomposition import PCA
+
+        train = data.train_x[:10000].flatten(1).numpy()
+        dims = min(dims, train.shape[1])
+        _PCA[key] = PCA(dims, svd_solver="randomized" if dims < 100 else "full", random_state=0).fit(train)
+    return _PCA[key]
+
+
+def test_image(m: Loaded, i: int) -> torch.Tensor | None:
+    """Test image ``i`` of the cached artifacts, ``(1, C, H, W)``, if the dataset is here."""
+    data = dataset(m.card.dataset)
+    if data is None:
+        return None
+    j = int(m.arrays["test_index"][i])
+    return data.test_x[j:j + 1] if j < len(data.test_x) else None
+
+
+@torch.no_grad()
+def decode(m: Loaded, z: np.ndarray | torch.Tensor, label: int | None = None) -> torch.Tensor:
+    """Latent rows ``(B, D)`` -> images ``(B, C, H, W)`` in [0, 1]."""
+    z = torch.as_tensor(np.asarray(z, dtype=np.float32)).reshape(-1, m.card.latent_dim)
+    y = None if not m.info.conditional else torch.full((len(z),), int(label or 0))
+    return m.model.decode(z, y).clamp(0, 1)

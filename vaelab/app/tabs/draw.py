@@ -1,0 +1,171 @@
+"""Draw: your own digit through every kind of bottleneck.
+
+The drawing is preprocessed as the training data was made (MNIST: fitted to 20×20 and centred
+by centre of mass in 28×28; the 8×8 digits: block-averaged), shown as the image the models
+actually see, reconstructed by one shipped model per variant, placed in a 2-D latent, and read
+by the shipped classifier. A digit unlike the training data comes back as the nearest thing a
+model knows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import gradio as gr
+import torch
+
+from vaelab import viz
+from vaelab.app import state
+from vaelab.app.catalogue import Card, scan_checkpoints
+from vaelab.app.state import load
+from vaelab.app.widgets import IMG, LATEX
+from vaelab.paths import checkpoints_dir, classifier_dir
+from vaelab.preprocess import is_blank, preprocess, sketch_to_ink
+
+DRAW_VARIANT_ORDER = ("ae", "vae", "vq-vae", "dvae", "gumbel-vae", "linear-ae", "beta-vae", "vq-vae-2",
+                      "conv-ae", "deep-ae", "denoising-ae", "sparse-ae", "hvae")
+MAX_DRAW_MODELS = 6
+
+
+def _recon_mse(c: Card) -> float:
+    try:
+        return float(json.loads((c.folder / "metrics.json").read_text())["reconstruction"]["mse"])
+    except (KeyError, ValueError, OSError, TypeError):
+        return float("inf")
+
+
+@dataclass
+class DrawPlan:
+    image_shape: tuple[int, int, int]
+    recon: list[Card] = field(default_factory=list)  # one per variant, best reconstruction first
+    map_card: Card | None = None  # a 2-D continuous model for "where does it land"
+
+
+def draw_plan() -> DrawPlan:
+    """Which checkpoints the draw tab uses: 28×28 ones if any exist, else the 8×8 digits ones;
+    per variant the one that reconstructs best; unconditional models only."""
+    key = str(checkpoints_dir())
+    if key in state._PLANS:
+        return state._PLANS[key]
+    cards = [c for c in scan_checkpoints() if c.variant != "cvae"]
+    shapes = {c.image_shape for c in cards}
+    shape = (1, 28, 28) if (1, 28, 28) in shapes else (1, 8, 8) if (1, 8, 8) in shapes else next(iter(shapes), (1, 28, 28))
+    same = [c for c in cards if c.image_shape == shape]
+    best: dict[str, Card] = {}
+    for c in sorted(same, key=_recon_mse):
+        best.setdefault(c.variant, c)
+    rank = {v: i for i, v in enumerate(DRAW_VARIANT_ORDER)}
+    recon = sorted(best.values(), key=lambda c: (rank.get(c.variant, len(rank)), c.name))[:MAX_DRAW_MODELS]
+    two_d = [c for c in same if c.latent_dim == 2 and c.family in ("classic", "variational")]
+    two_d.sort(key=lambda c: (not c.variational, c.variant != "vae", c.name))
+    plan = DrawPlan(shape, recon, two_d[0] if two_d else None)
+    state._PLANS[key] = plan
+    return plan
+
+
+def _classifier():
+    folder = classifier_dir()
+    if not (folder / "config.json").is_file():
+        return None, "classifier not available (no `checkpoints/classifier/` shipped)"
+    if "classifier" not in state._DATA:
+        try:
+            from vaelab.classifier import load_classifier
+            state._DATA["classifier"] = (load_classifier(folder), "")
+        except Exception as error:  # a missing module or an unreadable folder: say so, don't crash
+            state._DATA["classifier"] = (None, f"classifier not available ({type(error).__name__}: {error})")
+    return state._DATA["classifier"]
+
+
+def classify(x: torch.Tensor) -> str:
+    clf, why = _classifier()
+    if clf is None:
+        return why
+    shape = tuple(getattr(getattr(clf, "config", None), "image_shape", x.shape[1:]))
+    if shape != tuple(x.shape[1:]):
+        return f"classifier not available for {x.shape[-2]}×{x.shape[-1]} images (it reads {shape[-2]}×{shape[-1]})"
+    labels, probs = clf.predict(x)
+    p = torch.as_tensor(probs)[0]
+    top = torch.argsort(p, descending=True)[:3]
+    return ("**Classifier reads:** " + ", ".join(f"**{int(k)}** ({float(p[k]):.0%})" for k in top)
+            + f" — its guess: {int(torch.as_tensor(labels)[0])}.")
+
+
+def draw_markdown(plan: DrawPlan) -> str:
+    size = f"{plan.image_shape[-2]}×{plan.image_shape[-1]}"
+    prep = ("cropped to the ink, scaled to fit 20×20 keeping its shape, and centred by its centre of mass "
+            "in 28×28, exactly as MNIST was made" if plan.image_shape[-1] == 28 else
+            "cropped to the ink, fitted to 32×32 and averaged over 4×4 blocks, as scikit-learn's 8×8 "
+            "digits were made (no 28×28 models are shipped here)")
+    return "\n".join([
+        f"**What you see.** Draw a digit. It is inverted to white-on-black, {prep}: the {size} image on "
+        "the left is what every model sees. Each autoencoder squeezes it through its bottleneck and "
+        "rebuilds it; a digit unlike the training data comes back as the nearest thing the model knows.",
+        "",
+        "$$x \\;\\xrightarrow{\\;f_\\phi\\;}\\; z \\;\\xrightarrow{\\;g_\\theta\\;}\\; \\hat x, \\qquad "
+        "z \\in \\mathbb{R}^d \\text{ (AE, VAE: posterior mean)} \\;\\text{ or }\\; z = e_{k^*},\\; "
+        "k^* = \\arg\\min_k \\lVert f_\\phi(x) - e_k \\rVert \\text{ (VQ-VAE)}$$",
+    ])
+
+
+EMPTY_DRAWING = "Draw a digit in the box (the canvas is empty). Use the brush; the eraser or ✕ clears it."
+
+
+@torch.no_grad()
+def draw(value):
+    """A drawing -> (model input image, [(reconstruction, caption)], latent map figure,
+    classifier reading, message). Empty or cleared drawings give a message, not an error."""
+    plan = draw_plan()
+    ink = sketch_to_ink(value)
+    map_card = plan.map_card
+    if is_blank(ink):
+        fig = _draw_map(map_card, None)
+        return viz.placeholder_image(), [], fig, "", EMPTY_DRAWING
+    x = torch.from_numpy(preprocess(ink, plan.image_shape))
+    gallery = []
+    for c in plan.recon:
+        m = load(c.name)
+        rec = m.model.reconstruct(x).clamp(0, 1)
+        err = float(((rec - x) ** 2).mean())
+        gallery.append((viz.to_display(rec[0], 160), f"{c.name}: MSE {err:.3f}"))
+    point = None
+    if map_card is not None:
+        m = load(map_card.name)
+        point = m.model.encode(x).flat()[0].numpy()
+    msg = (f"Reconstructions by {len(plan.recon)} models at {plan.image_shape[-2]}×{plan.image_shape[-1]}"
+           + (": " + ", ".join(f"{c.name} ({c.family}, {c.size})" for c in plan.recon) + "."
+              if plan.recon else ": none shipped for this image size."))
+    return viz.to_display(x[0]), gallery, _draw_map(map_card, point), classify(x), msg
+
+
+def _draw_map(c: Card | None, point):
+    if c is None:
+        return viz.empty_figure("no 2-D model shipped for this image size")
+    m = load(c.name)
+    where = "" if point is None else f": your drawing at ({point[0]:.2f}, {point[1]:.2f})"
+    return viz.drawing_map_figure(m.arrays["coords_model"], m.labels, point,
+                                  f"Where it lands in {c.name}'s 2-D latent{where}")
+
+
+# --- layout and wiring -------------------------------------------------------------------------
+
+def render():
+    """The tab and its event. Returns the page load's ``(inputs, outputs)`` for :func:`draw`."""
+    with gr.Tab("Draw"):
+        gr.Markdown(draw_markdown(draw_plan()), latex_delimiters=LATEX)
+        with gr.Row():
+            pad = gr.Sketchpad(type="numpy", image_mode="L", canvas_size=(280, 280), label="draw a digit",
+                               brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
+                               layers=False, transforms=(), scale=3, elem_id="sketchpad")
+            with gr.Column(scale=2):
+                seen = gr.Image(label="what the models see", elem_id="seen", **IMG)
+                message = gr.Markdown(EMPTY_DRAWING)
+                reading = gr.Markdown()
+            latent_map = gr.Plot(label="the drawing in a 2-D latent", elem_id="draw-map", scale=4)
+        recons = gr.Gallery(label="reconstructions (each model's rebuild of the image above)", columns=6,
+                            height=240, object_fit="contain", allow_preview=False, fit_columns=False,
+                            elem_id="recons")
+
+    outputs = [seen, recons, latent_map, reading, message]
+    pad.change(draw, pad, outputs, api_name="draw", show_progress="hidden", trigger_mode="always_last")
+    return pad, outputs

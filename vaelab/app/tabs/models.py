@@ -1,0 +1,50 @@
+"""Models: what is shipped and what can be trained.
+
+The shipped checkpoints with their test-set numbers (from each ``metrics.json``), and every
+variant the registry knows, each trainable with ``python -m vaelab train NAME``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+
+from vaelab.app.catalogue import Card, scan_checkpoints
+from vaelab.app.widgets import fmt
+from vaelab.paths import checkpoints_dir
+
+
+def variants_table() -> str:
+    from vaelab.registry import list_variants
+
+    rows = ["| variant | family | what it is |", "| --- | --- | --- |"]
+    rows += [f"| `{e.name}` | {e.family} | {e.description} |" for e in list_variants()]
+    return "\n".join(rows)
+
+
+def checkpoints_table(cards: list[Card] | None = None) -> str:
+    cards = scan_checkpoints() if cards is None else cards
+    if not cards:
+        return f"No evaluated checkpoints in `{checkpoints_dir()}`."
+    rows = ["| checkpoint | family | data | latent | recon MSE (PCA) | 5-NN acc | used for |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for c in cards:
+        m = json.loads((c.folder / "metrics.json").read_text())
+        rec, emb = m.get("reconstruction", {}), m.get("embedding", {})
+        rows.append(f"| `{c.name}` | {c.family} | {c.dataset} {c.image_shape[-2]}×{c.image_shape[-1]} | "
+                    f"{c.size} | {fmt(rec.get('mse'), 4)} ({fmt(rec.get('pca_mse'), 4)}) | "
+                    f"{fmt(emb.get('knn_latent_full'))} | {c.purpose or '—'} |")
+    return "\n".join(rows)
+
+
+# --- layout ------------------------------------------------------------------------------------
+
+def render(cards: list[Card]) -> None:
+    """The tab: two tables, no events."""
+    with gr.Tab("Models"):
+        gr.Markdown("Shipped checkpoints (test-set numbers from each `metrics.json`):")
+        gr.Markdown(checkpoints_table(cards))
+        gr.Markdown("Every variant below trains with `python -m vaelab train NAME` and loads from its "
+                    "checkpoint folder.")
+        gr.Markdown(variants_table())

@@ -1,0 +1,226 @@
+"""Latent sliders: what each dimension of a VAE's latent means, and how much information it carries.
+
+One slider per latent dimension (the 32 with most KL), ordered by KL; dimensions the model
+stopped using (posterior collapse) are marked inactive and barely change the decoded image.
+Beside them: a traversal of one dimension, samples from the prior, the interpolation between two
+test images' posterior means, and the ELBO written out with the model's own test-set numbers.
+Only models with one flat Gaussian latent (``Card.has_sliders``) are offered.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+import torch
+
+from vaelab import viz
+from vaelab.app.catalogue import Card, choices
+from vaelab.app.state import Loaded, decode, load
+from vaelab.app.widgets import IMG, LATEX, default_choice, model_picker
+from vaelab.metrics import ACTIVE_UNIT_THRESHOLD, KL_INACTIVE_NATS
+
+MAX_SLIDERS = 32  # the sliders tab shows the 32 dimensions with most KL
+SLIDER_RANGE = 3.0  # sliders span ±3 prior standard deviations
+START_TEST, START_PRIOR = "a test image's posterior mean", "the prior mean (all zeros)"
+PREFERRED_MODELS = ("vae-16", "digits-vae-8", "vae-2d", "digits-vae-2d")  # the first one shipped is shown
+
+
+def slider_dims(m: Loaded) -> list[int]:
+    """Latent dimensions in the order the sliders show them: most KL first (at most 32)."""
+    order = m.metrics.get("posterior", {}).get("dims_by_kl") or list(range(m.card.latent_dim))
+    return [int(d) for d in order[:MAX_SLIDERS]]
+
+
+def dim_is_active(m: Loaded, d: int) -> bool:
+    post = m.metrics.get("posterior", {})
+    kl = post.get("kl_per_dim", [1.0] * m.card.latent_dim)[d]
+    var = post.get("posterior_mean_variance", [1.0] * m.card.latent_dim)[d]
+    return kl >= KL_INACTIVE_NATS and var > ACTIVE_UNIT_THRESHOLD
+
+
+def dim_label(m: Loaded, d: int) -> str:
+    kl = m.metrics.get("posterior", {}).get("kl_per_dim", [float("nan")] * m.card.latent_dim)[d]
+    if dim_is_active(m, d):
+        return f"z{d} · KL {kl:.2f} nats"
+    return f"z{d} · inactive (collapsed, KL {kl:.3f})"
+
+
+def start_latent(m: Loaded, start: str, index: int) -> np.ndarray:
+    if start == START_PRIOR or "latent_test" not in m.arrays:
+        return np.zeros(m.card.latent_dim, np.float32)
+    i = int(np.clip(int(index or 0), 0, m.n_test - 1))
+    return m.arrays["latent_test"][i].astype(np.float32)
+
+
+def latent_from_sliders(m: Loaded, values) -> np.ndarray:
+    """Slider values (in KL order) -> a latent vector; dimensions beyond the 32 shown stay at 0,
+    the prior mean (they have the least KL, so they matter least)."""
+    z = np.zeros(m.card.latent_dim, np.float32)
+    for d, v in zip(slider_dims(m), values):
+        z[d] = float(v if v is not None else 0.0)
+    return z
+
+
+def decode_sliders(name: str, label: int, *values) -> np.ndarray:
+    """The image decoded from the current slider values (the handler behind every drag)."""
+    m = load(name)
+    return viz.to_display(decode(m, latent_from_sliders(m, values)[None], label)[0])
+
+
+def elbo_markdown(m: Loaded) -> str:
+    loss, post, lik = m.metrics.get("loss", {}), m.metrics.get("posterior", {}), m.metrics.get("likelihood", {})
+    recon, kl, beta = loss.get("recon"), loss.get("kl"), loss.get("beta", 1.0)
+    lines = [
+        "**What you see.** The decoder $p_\\theta(x\\mid z)$ of a VAE turns any point $z$ into an image. "
+        "Each slider sets one latent dimension, ordered by how much information it carries (its KL); "
+        "dimensions the model stopped using (*posterior collapse*: $q(z_j\\mid x)\\approx p(z_j)$) are marked "
+        "inactive and barely change the image. Start from a test image's posterior mean, or from the "
+        "prior's centre, and drag.",
+        "",
+        "$$\\log p(x) \\;\\ge\\; \\mathrm{ELBO}(x) = \\mathbb{E}_{q_\\phi(z\\mid x)}\\big[\\log p_\\theta(x\\mid z)\\big] "
+        "- \\mathrm{KL}\\big(q_\\phi(z\\mid x)\\,\\|\\,p(z)\\big),\\qquad "
+        "\\mathrm{KL} = \\sum_j \\tfrac12\\big(\\mu_j^2+\\sigma_j^2-1-\\log\\sigma_j^2\\big)$$",
+    ]
+    if isinstance(recon, (int, float)) and isinstance(kl, (int, float)):
+        lines += ["", f"**{m.card.name}, test set** (nats per image): "
+                  f"$$-\\mathrm{{ELBO}} = \\underbrace{{{recon:.2f}}}_{{-\\mathbb{{E}}_q[\\log p(x|z)]}} + "
+                  f"\\underbrace{{{kl:.2f}}}_{{\\mathrm{{KL}}}} = {recon + kl:.2f}$$"]
+        if beta != 1.0:
+            lines.append(f"It was trained on $\\text{{recon}} + \\beta\\,\\mathrm{{KL}}$ with $\\beta = {beta:g}$.")
+    au, dims = post.get("active_units"), post.get("latent_dims", m.card.latent_dim)
+    facts = []
+    if au is not None:
+        facts.append(f"active units {au} of {dims} ($\\mathrm{{Cov}}_x(\\mathbb{{E}}_q[z_u]) > {ACTIVE_UNIT_THRESHOLD}$)")
+    if isinstance(lik.get("iwae_nll"), (int, float)):
+        facts.append(f"importance-weighted bound ($k={lik.get('iw_samples')}$) $-\\log p(x) \\le {lik['iwae_nll']:.2f}$")
+    if facts:
+        lines.append("Also: " + "; ".join(facts) + ".")
+    return "\n".join(lines)
+
+
+def setup_sliders(name: str, start: str, index: int, label: int):
+    """Choosing a model or a starting point: the explanation, the decoded image, the traversal's
+    dimension choices, the label and start-image controls, the three strips (traversal, prior
+    samples, interpolation to the next test image), 8 slider-row and 32 slider updates."""
+    m = load(name)
+    if not m.card.has_sliders:
+        raise gr.Error(f"{name} has no Gaussian latent with per-dimension KL; pick a VAE.")
+    i = int(np.clip(int(index or 0), 0, m.n_test - 1))
+    if m.info.conditional and start == START_TEST:
+        label = int(m.labels[i])
+    z = start_latent(m, start, i)
+    dims = slider_dims(m)
+    rows = [gr.update(visible=4 * r < len(dims)) for r in range(MAX_SLIDERS // 4)]
+    updates = []
+    for j in range(MAX_SLIDERS):
+        if j < len(dims):
+            d = dims[j]
+            updates.append(gr.update(visible=True, label=dim_label(m, d),
+                                     value=float(np.clip(round(float(z[d]), 2), -SLIDER_RANGE, SLIDER_RANGE))))
+        else:
+            updates.append(gr.update(visible=False, value=0.0))
+    values = [float(np.clip(z[d], -SLIDER_RANGE, SLIDER_RANGE)) for d in dims]
+    image = decode_sliders(name, label, *values)
+    dim_choices = [(dim_label(m, d), d) for d in dims]
+    extra = (f" The first {MAX_SLIDERS} of {m.card.latent_dim} dimensions by KL are shown; the rest stay at 0."
+             if m.card.latent_dim > MAX_SLIDERS else "")
+    strips = (traverse(name, label, dims[0], *values), sample_prior(name, label, 0),
+              interpolate(name, i, (i + 1) % m.n_test, label))
+    return (elbo_markdown(m) + extra, image, gr.update(choices=dim_choices, value=dims[0]),
+            gr.update(visible=m.info.conditional, value=label),
+            gr.update(maximum=m.n_test - 1, value=i), *strips, *rows, *updates)
+
+
+def traverse(name: str, label: int, dim: int, *values, steps: int = 9) -> np.ndarray:
+    """One dimension swept over −3…3 with the others at the slider values: a strip of images."""
+    m = load(name)
+    z = latent_from_sliders(m, values)
+    d = int(dim if dim is not None else slider_dims(m)[0])
+    zs = np.repeat(z[None], steps, 0)
+    zs[:, d] = np.linspace(-SLIDER_RANGE, SLIDER_RANGE, steps)
+    return viz.strip(decode(m, zs, label))
+
+
+def sample_prior(name: str, label: int, seed: int, n: int = 10) -> np.ndarray:
+    """``n`` images decoded from ``z ~ N(0, I)`` (seeded)."""
+    m = load(name)
+    g = torch.Generator().manual_seed(int(seed or 0))
+    z = torch.randn(n, m.card.latent_dim, generator=g)
+    return viz.strip(decode(m, z, label))
+
+
+def interpolate(name: str, a: int, b: int, label: int, steps: int = 9) -> np.ndarray:
+    """Decode the straight line between the posterior means of test images ``a`` and ``b``."""
+    m = load(name)
+    if "latent_test" not in m.arrays:
+        raise gr.Error(f"{name} has no cached test latents to interpolate between")
+    ia, ib = (int(np.clip(int(v or 0), 0, m.n_test - 1)) for v in (a, b))
+    za, zb = m.arrays["latent_test"][ia], m.arrays["latent_test"][ib]
+    t = np.linspace(0, 1, steps, dtype=np.float32)[:, None]
+    return viz.strip(decode(m, (1 - t) * za + t * zb, label))
+
+
+# --- layout and wiring -------------------------------------------------------------------------
+
+def model_choices(cards: list[Card]) -> list[tuple[str, str]]:
+    """Only checkpoints with one flat Gaussian latent have sliders."""
+    return choices([c for c in cards if c.has_sliders])
+
+
+def default_model(cards: list[Card]) -> str | None:
+    return default_choice(model_choices(cards), PREFERRED_MODELS)
+
+
+def render(cards: list[Card]):
+    """The tab and its events. Returns the page load's ``(inputs, outputs)`` for
+    :func:`setup_sliders`, or ``None`` when no checkpoint has sliders."""
+    with gr.Tab("Latent sliders"):
+        with gr.Row():
+            model = model_picker(model_choices(cards), PREFERRED_MODELS, label="VAE model", scale=3)
+            start = gr.Radio([START_TEST, START_PRIOR], value=START_TEST, label="Start from", scale=2)
+            start_index = gr.Slider(0, 100, value=0, step=1, label="test image", scale=1)
+            label = gr.Slider(0, 9, value=0, step=1, label="digit to condition on", visible=False, scale=1)
+        elbo_md = gr.Markdown(latex_delimiters=LATEX)
+        with gr.Row():
+            decoded = gr.Image(label="decoded image", scale=1, elem_id="decoded", **IMG)
+            with gr.Column(scale=3):
+                sliders, slider_rows = [], []
+                for row in range(MAX_SLIDERS // 4):
+                    with gr.Row(visible=False) as slider_row:
+                        slider_rows.append(slider_row)
+                        sliders += [gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0.0, step=0.05,
+                                              label=f"z{4 * row + k}", visible=False, min_width=160,
+                                              elem_id=f"z-slider-{4 * row + k}")
+                                    for k in range(4)]
+        with gr.Row():
+            dim = gr.Dropdown(label="Traverse one dimension from −3 to 3 (the others stay as set)", scale=3)
+            traverse_btn = gr.Button("Traverse", scale=1)
+        traversal = gr.Image(label="traversal", height=130, buttons=[], interactive=False, type="numpy")
+        with gr.Row():
+            seed = gr.Number(0, precision=0, label="seed", scale=1)
+            sample_btn = gr.Button("Sample z ~ N(0, I)", scale=2)
+        samples = gr.Image(label="samples from the prior", height=130, buttons=[], interactive=False, type="numpy")
+        with gr.Row():
+            interp_a = gr.Number(0, precision=0, label="from test image", scale=1)
+            interp_b = gr.Number(1, precision=0, label="to test image", scale=1)
+            interp_btn = gr.Button("Interpolate between their posterior means", scale=2)
+        interpolation = gr.Image(label="interpolation", height=130, buttons=[], interactive=False, type="numpy")
+
+    setup_inputs = [model, start, start_index, label]
+    setup_outputs = [elbo_md, decoded, dim, label, start_index, traversal, samples, interpolation,
+                     *slider_rows, *sliders]
+    for trigger, name in ((model.input, "sliders_model"), (start.input, "sliders_start"),
+                          (start_index.release, "sliders_start_image")):
+        trigger(setup_sliders, setup_inputs, setup_outputs, api_name=name)
+    gr.on([s.input for s in sliders] + [label.input], decode_sliders, [model, label, *sliders],
+          decoded, api_name="decode", show_progress="hidden", trigger_mode="always_last",
+          concurrency_limit=4, concurrency_id="decode")
+    traverse_btn.click(traverse, [model, label, dim, *sliders], traversal, api_name="traverse",
+                       concurrency_id="decode")
+    dim.input(traverse, [model, label, dim, *sliders], traversal, api_name="traverse_dim",
+              concurrency_id="decode")
+    sample_btn.click(sample_prior, [model, label, seed], samples, api_name="sample",
+                     concurrency_id="decode")
+    interp_btn.click(interpolate, [model, interp_a, interp_b, label], interpolation,
+                     api_name="interpolate", concurrency_id="decode")
+    return (setup_inputs, setup_outputs) if default_model(cards) else None

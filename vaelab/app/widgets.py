@@ -1,0 +1,25 @@
+"""Presets the tabs share: image boxes, LaTeX delimiters, the model picker, number formatting."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+# a read-only 28×28 (or 8×8) digit, shown large
+IMG = dict(height=230, width=230, buttons=[], interactive=False, image_mode="L", type="numpy")
+# Markdown that renders $inline$ and $$display$$ formulas
+LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
+
+
+def default_choice(choices: list[tuple[str, str]], preferred) -> str | None:
+    """The first of ``preferred`` among the choices' values, else the first choice (or ``None``)."""
+    names = [value for _, value in choices]
+    return next((n for n in preferred if n in names), names[0] if names else None)
+
+
+def model_picker(choices: list[tuple[str, str]], preferred, **kwargs) -> gr.Dropdown:
+    """A dropdown of checkpoints (``(label, name)`` pairs) starting at the preferred one."""
+    return gr.Dropdown(choices, value=default_choice(choices, preferred), **kwargs)
+
+
+def fmt(v, digits=3) -> str:
+    return f"{v:.{digits}f}" if isinstance(v, (int, float)) else "n/a"
