@@ -89,3 +89,35 @@ def test_every_named_endpoint_answers_through_gradio_client(app_url, tmp_path):
         assert result is not None, name
     seen, gallery, *_ = client.predict(*args["/draw"], api_name="/draw")
     assert len(gallery) >= 2
+
+
+def test_switching_between_2d_and_higher_dimensional_maps_never_errors(app_url):
+    """A switch can send a request that still carries the previous model's 2-D view; with the
+    view's choices following the model, Gradio rejected it and every output showed "Error"."""
+    from gradio_client import Client
+
+    from vaelab.app.tabs import latent_map
+
+    client = Client(app_url, verbose=False)
+    for name, view in [("digits-vae-8", latent_map.PROJ_PCA), ("digits-vae-2d", latent_map.PROJ_PCA),
+                       ("digits-vae-8", latent_map.PROJ_PCA), ("digits-vae-2d", latent_map.PROJ_UMAP),
+                       ("digits-vae-8", latent_map.PROJ_LATENT), ("vq-vae", latent_map.PROJ_LATENT)]:
+        result = client.predict(name, view, 1, api_name="/latent_map")
+        shown = result[1]["value"] if isinstance(result[1], dict) else result[1]  # an update, or a value
+        assert shown in (latent_map.PROJ_LATENT, latent_map.PROJ_PCA, latent_map.PROJ_UMAP)
+        if name == "digits-vae-2d":
+            assert shown == latent_map.PROJ_LATENT  # the view that applies is sent back
+        else:
+            assert shown != latent_map.PROJ_LATENT
+
+
+def test_a_fresh_client_can_traverse(app_url):
+    """The dimension picker gets its choices when the page loads; a client that never loaded
+    the page can still ask for a traversal."""
+    from gradio_client import Client
+
+    from vaelab.app.tabs import sliders
+
+    client = Client(app_url, verbose=False)
+    strip = client.predict("digits-vae-8", 0, 1, *([0.0] * sliders.MAX_SLIDERS), api_name="/traverse")
+    assert strip is not None

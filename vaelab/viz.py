@@ -70,6 +70,21 @@ def _star(x: float, y: float, name: str, axes: str = "", showlegend: bool = True
                 hovertemplate=name + "<extra></extra>")
 
 
+def robust_range(values: np.ndarray, spread: float = 4.0) -> dict:
+    """An axis range around the 1st–99th percentile (plus a 10 % margin) when a few outliers
+    would otherwise squash the bulk of the points (the full range is over ``spread`` times the
+    percentile range); ``{}`` (plotly's autorange) when the points fill their range."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) < 20:
+        return {}
+    lo, hi = np.percentile(v, [1, 99])
+    if hi <= lo or (v.max() - v.min()) <= spread * (hi - lo):
+        return {}
+    margin = 0.1 * (hi - lo)
+    return {"range": [float(lo - margin), float(hi + margin)]}
+
+
 def latent_map_figure(model_coords: np.ndarray, pixel_coords: np.ndarray, labels: np.ndarray,
                       titles: tuple[str, str], picked: int | None = None,
                       axis_titles: tuple[tuple[str, str], tuple[str, str]] = (("z₁", "z₂"), ("PC 1", "PC 2")),
@@ -77,9 +92,10 @@ def latent_map_figure(model_coords: np.ndarray, pixel_coords: np.ndarray, labels
     """Two scatter panels of the same test images, coloured by digit: the model's 2-D latent
     (or its projection) and PCA of the pixels; ``picked`` is marked with a star in both."""
     labels = np.asarray(labels)
+    model_coords, pixel_coords = np.asarray(model_coords), np.asarray(pixel_coords)
     idx = display_subset(len(labels), picked)
     traces = []
-    for axes, coords in (("", np.asarray(model_coords)), ("2", np.asarray(pixel_coords))):
+    for axes, coords in (("", model_coords), ("2", pixel_coords)):
         traces += _digit_traces(coords, labels, idx, axes, showlegend=axes == "")
         if picked is not None and 0 <= picked < len(labels):
             traces.append(_star(float(coords[picked, 0]), float(coords[picked, 1]), f"picked #{picked}",
@@ -87,11 +103,13 @@ def latent_map_figure(model_coords: np.ndarray, pixel_coords: np.ndarray, labels
     (mx, my), (px, py) = axis_titles
     gap = 0.08
     layout = dict(
-        height=height, margin=dict(l=50, r=20, t=60, b=45), legend=dict(itemsizing="constant", title_text="digit"),
-        xaxis=dict(domain=[0, 0.5 - gap / 2], title_text=mx, anchor="y"),
-        yaxis=dict(domain=[0, 1], title_text=my, anchor="x"),
-        xaxis2=dict(domain=[0.5 + gap / 2, 1], title_text=px, anchor="y2"),
-        yaxis2=dict(domain=[0, 1], title_text=py, anchor="x2"),
+        height=height, margin=dict(l=50, r=20, t=60, b=45),
+        legend=dict(itemsizing="constant", title=dict(text="digit")),
+        # titles as nested dicts: figures are built unvalidated, so "title_text" would not expand
+        xaxis=dict(domain=[0, 0.5 - gap / 2], title=dict(text=mx), anchor="y", **robust_range(model_coords[:, 0])),
+        yaxis=dict(domain=[0, 1], title=dict(text=my), anchor="x", **robust_range(model_coords[:, 1])),
+        xaxis2=dict(domain=[0.5 + gap / 2, 1], title=dict(text=px), anchor="y2", **robust_range(pixel_coords[:, 0])),
+        yaxis2=dict(domain=[0, 1], title=dict(text=py), anchor="x2", **robust_range(pixel_coords[:, 1])),
         annotations=[dict(text=t, x=x, y=1.0, xref="paper", yref="paper", xanchor="center", yanchor="bottom",
                           showarrow=False, font=dict(size=14))
                      for t, x in zip(titles, (0.25 - gap / 4, 0.75 + gap / 4))])
@@ -106,7 +124,7 @@ def drawing_map_figure(coords: np.ndarray, labels: np.ndarray, point: np.ndarray
     if point is not None:
         traces.append(_star(float(point[0]), float(point[1]), "your drawing"))
     layout = dict(title=dict(text=title, font=dict(size=14)), height=height,
-                  margin=dict(l=45, r=15, t=50, b=85), xaxis=dict(title_text="z₁"), yaxis=dict(title_text="z₂"),
+                  margin=dict(l=45, r=15, t=50, b=85), xaxis=dict(title=dict(text="z₁")), yaxis=dict(title=dict(text="z₂")),
                   legend=dict(itemsizing="constant", orientation="h", y=-0.2, font=dict(size=11)))
     return _figure(traces, layout)
 

@@ -66,3 +66,7 @@ def test_digits_style_is_8x8_in_unit_range():
     assert preprocess(sketch_to_ink(drawing_of_a_one()), (1, 8, 8)).shape == (1, 1, 8, 8)
     with pytest.raises(ValueError):
         mnist_style(np.zeros((20, 20)))
+
+
+def test_the_empty_drawing_help_names_the_bin_button():
+    assert "bin" in draw.EMPTY_DRAWING and "✕" not in draw.EMPTY_DRAWING

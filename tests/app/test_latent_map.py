@@ -30,7 +30,8 @@ def test_select_map_model_returns_every_output():
 
 def test_latent_map_for_a_higher_dimensional_latent_offers_pca_and_umap():
     out = latent_map.select_map_model(VAE8, latent_map.PROJ_LATENT, 0)
-    assert out[1]["value"] == latent_map.PROJ_PCA and latent_map.PROJ_UMAP in out[1]["choices"]
+    assert out[1]["value"] == latent_map.PROJ_PCA and latent_map.PROJ_UMAP in out[1]["info"]
+    assert "choices" not in out[1]  # the radio keeps all three (see select_map_model)
     assert not out[9]["visible"] and "2-D continuous latent" in out[10]  # no manifold for d = 8
     fig_umap = latent_map.map_figure(VAE8, latent_map.PROJ_UMAP, 0)
     assert "UMAP" in fig_umap.layout.annotations[0].text
@@ -70,3 +71,18 @@ def test_pick_with_mnist(mnist, monkeypatch):
     state._DATA.pop("mnist", None)
     original, rec, pca, nn, caption = latent_map.pick(cards[0].name, 0)
     assert "PCA with" in caption and original.std() > 0
+
+
+def test_pca_beside_a_discrete_model_has_one_component_per_code_position():
+    m = state.load("vq-vae")
+    d, why = latent_map.pca_size(m)
+    assert d == 49 and "code position" in why  # a 7×7 code map, not 3,136 (or 784: an exact copy)
+    continuous = state.load(VAE8)
+    assert latent_map.pca_size(continuous)[0] == 8
+
+
+def test_neighbours_say_which_space_they_were_found_in():
+    assert latent_map.neighbour_space(state.load(VAE8))[1] == "in the latent"
+    assert latent_map.neighbour_space(state.load("vq-vae"))[1] == "in the 2-D PCA view of the latent"
+    *_, caption = latent_map.pick("vq-vae", 0)
+    assert "nearest test images in the 2-D PCA view of the latent" in caption

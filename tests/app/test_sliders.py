@@ -54,3 +54,19 @@ def test_traverse_sample_interpolate():
     i = sliders_tab.interpolate(VAE8, 0, 7, 0)
     assert t.shape[1] > t.shape[0] and s.shape[1] > s.shape[0] and i.shape[1] > i.shape[0]
     assert np.array_equal(sliders_tab.sample_prior(VAE8, 0, 1), s)  # seeded
+
+
+def test_a_non_number_on_a_slider_is_a_clear_error():
+    import gradio as gr
+
+    values = [0.0] * sliders_tab.MAX_SLIDERS
+    values[1] = float("nan")
+    with pytest.raises(gr.Error, match="between -3 and 3"):
+        sliders_tab.decode_sliders(VAE8, 0, *values)
+
+
+def test_traversing_a_dimension_the_model_lacks_is_a_clear_error():
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match="no dimension 99"):
+        sliders_tab.traverse(VAE8, 0, 99, *([0.0] * sliders_tab.MAX_SLIDERS))

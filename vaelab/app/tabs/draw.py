@@ -108,7 +108,8 @@ def draw_markdown(plan: DrawPlan) -> str:
     ])
 
 
-EMPTY_DRAWING = "Draw a digit in the box (the canvas is empty). Use the brush; the eraser or ✕ clears it."
+EMPTY_DRAWING = ("Draw a digit in the box (the canvas is empty). Use the brush; the eraser or the bin "
+                 "button clears it.")
 
 
 @torch.no_grad()

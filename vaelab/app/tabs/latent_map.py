@@ -44,14 +44,28 @@ def reconstruct_test(m: Loaded, i: int) -> tuple[torch.Tensor | None, str]:
     return None, "no cached latent to decode and no dataset to encode"
 
 
+def pca_size(m: Loaded) -> tuple[int, str]:
+    """How many PCA components compare with this model's latent, and why: as many as the latent
+    has numbers; for discrete codes, one per code position (each position holds one code)."""
+    if m.info.latent == "discrete":
+        positions = sum(int(np.prod(s)) for s in (m.info.index_shapes or ()))
+        return positions, f"one component per code position ({positions})"
+    return m.info.latent_dim, f"as many components as latent numbers ({m.info.latent_dim})"
+
+
 def pca_reconstruct(m: Loaded, i: int) -> tuple[np.ndarray | None, str]:
     x = test_image(m, i)
     if x is None:
         return None, f"PCA needs the {m.card.dataset.upper()} images, which are not on this machine"
-    pca = pca_for(m.card.dataset, m.info.latent_dim)
+    d, why = pca_size(m)
+    pixels = x[0].numel()
+    if d >= pixels:
+        return None, (f"PCA with {d} components would copy the {pixels} pixels exactly, so there is "
+                      "nothing to compare")
+    pca = pca_for(m.card.dataset, d)
     flat = x.flatten(1).numpy()
     rec = pca.inverse_transform(pca.transform(flat)).reshape(x.shape[-2:])
-    return np.clip(rec, 0, 1), f"PCA with {pca.n_components_} components"
+    return np.clip(rec, 0, 1), f"PCA with {pca.n_components_} components, {why}"
 
 
 def projection_choices(m: Loaded) -> list[str]:
@@ -61,6 +75,13 @@ def projection_choices(m: Loaded) -> list[str]:
     if "coords_model_umap" in m.arrays:
         out.append(PROJ_UMAP)
     return out
+
+
+def views_note(m: Loaded, options: list[str]) -> str:
+    """Which 2-D views apply to this model (the radio lists all three)."""
+    if options == [PROJ_LATENT]:
+        return f"{m.card.name} has a 2-D latent: the map is the latent itself."
+    return f"{m.card.name} has a {m.card.latent_dim}-D latent: choose " + " or ".join(options) + "."
 
 
 def map_titles(m: Loaded, projection: str) -> tuple[str, str]:
@@ -111,10 +132,20 @@ def manifold(name: str, label: int = 0, n: int = 15) -> tuple[np.ndarray | None,
     images = decode(m, zz, label)
     cond = f" conditioned on digit {label}" if m.info.conditional else ""
     return viz.grid_image(images, cols=n, pad=1), f"Decoded {n}×{n} grid{cond}: {how}. z₁ grows to the right, z₂ upwards."
+def neighbour_space(m: Loaded) -> tuple[np.ndarray, str]:
+    """Where neighbours are searched, and its name: the cached test latents when evaluation kept
+    them, else the 2-D map (the latent itself for 2-D models, its PCA projection otherwise)."""
+    if "latent_test" in m.arrays:
+        return m.arrays["latent_test"], "in the latent"
+    if m.arrays["coords_model"].shape[1] == 2 and m.card.latent_dim == 2:
+        return m.arrays["coords_model"], "in the latent"
+    return m.arrays["coords_model"], "in the 2-D PCA view of the latent"
+
+
 def nearest_neighbours(m: Loaded, i: int, k: int = 8) -> tuple[np.ndarray, list[int]]:
-    """The ``k`` test images closest to test image ``i`` in the model's latent (its cached test
-    latents, else its 2-D map): a strip of originals, or ``None`` without the dataset."""
-    space = m.arrays.get("latent_test", m.arrays["coords_model"])
+    """The ``k`` test images closest to test image ``i`` in :func:`neighbour_space`: a strip of
+    originals, or ``None`` without the dataset."""
+    space, _ = neighbour_space(m)
     d = ((space - space[i]) ** 2).sum(1)
     d[i] = np.inf
     nearest = [int(j) for j in np.argsort(d)[:k]]
@@ -144,7 +175,7 @@ def pick(name: str, index: int):
     parts.append(f"PCA: {pca_how}." if pca is not None else f"PCA reconstruction missing: {pca_how}.")
     strip, nearest = nearest_neighbours(m, i)
     same = sum(int(m.labels[j]) == digit for j in nearest)
-    parts.append(f"Its {len(nearest)} nearest test images in the latent: {same} of them are {digit}s"
+    parts.append(f"Its {len(nearest)} nearest test images {neighbour_space(m)[1]}: {same} of them are {digit}s"
                  + (" (shown below)." if strip is not None else
                     f" ({', '.join(str(int(m.labels[j])) for j in nearest)}; images need the dataset)."))
     show = lambda im: viz.placeholder_image() if im is None else viz.to_display(im)  # noqa: E731
@@ -183,8 +214,11 @@ def select_map_model(name: str, projection: str | None, index: int):
     i = int(np.clip(int(index or 0), 0, m.n_test - 1))
     grid, grid_caption = manifold(name, int(m.labels[i]))
     original, rec, pca, neighbours, caption = pick(name, i)
+    # the radio keeps all three choices: a request that still carries the previous model's view
+    # (a switch can send two) must pass Gradio's check of the value against the choices; the
+    # view that applies is chosen here and sent back
     return (map_figure(name, projection, i),
-            gr.update(choices=options, value=projection, interactive=len(options) > 1),
+            gr.update(value=projection, interactive=len(options) > 1, info=views_note(m, options)),
             gr.update(maximum=m.n_test - 1, value=i),
             latent_map_markdown(m), original, rec, pca, neighbours, caption,
             gr.update(value=grid, visible=grid is not None), grid_caption)
@@ -222,8 +256,8 @@ def render(cards: list[Card]):
         with gr.Row():
             original = gr.Image(label="original", **IMG)
             model_recon = gr.Image(label="model's reconstruction", **IMG)
-            pca_recon = gr.Image(label="PCA's reconstruction (same d)", **IMG)
-        neighbours = gr.Image(label="nearest test images in the model's latent", height=100, buttons=[],
+            pca_recon = gr.Image(label="PCA's reconstruction (same size of code)", **IMG)
+        neighbours = gr.Image(label="nearest test images (see the caption for where)", height=100, buttons=[],
                               interactive=False, type="numpy")
         pick_caption = gr.Markdown()
         explanation = gr.Markdown(latex_delimiters=LATEX)

@@ -15,11 +15,16 @@ from vaelab.app.widgets import fmt
 from vaelab.paths import checkpoints_dir
 
 
+def cell(text: str) -> str:
+    """Text for a Markdown table cell: a ``|`` (as in "p(z₁|z₂)") would end the cell."""
+    return str(text).replace("|", "\\|")
+
+
 def variants_table() -> str:
     from vaelab.registry import list_variants
 
     rows = ["| variant | family | what it is |", "| --- | --- | --- |"]
-    rows += [f"| `{e.name}` | {e.family} | {e.description} |" for e in list_variants()]
+    rows += [f"| `{e.name}` | {e.family} | {cell(e.description)} |" for e in list_variants()]
     return "\n".join(rows)
 
 
@@ -34,7 +39,7 @@ def checkpoints_table(cards: list[Card] | None = None) -> str:
         rec, emb = m.get("reconstruction", {}), m.get("embedding", {})
         rows.append(f"| `{c.name}` | {c.family} | {c.dataset} {c.image_shape[-2]}×{c.image_shape[-1]} | "
                     f"{c.size} | {fmt(rec.get('mse'), 4)} ({fmt(rec.get('pca_mse'), 4)}) | "
-                    f"{fmt(emb.get('knn_latent_full'))} | {c.purpose or '—'} |")
+                    f"{fmt(emb.get('knn_latent_full'))} | {cell(c.purpose or '—')} |")
     return "\n".join(rows)
 
 

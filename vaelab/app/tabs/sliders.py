@@ -57,7 +57,11 @@ def latent_from_sliders(m: Loaded, values) -> np.ndarray:
     the prior mean (they have the least KL, so they matter least)."""
     z = np.zeros(m.card.latent_dim, np.float32)
     for d, v in zip(slider_dims(m), values):
-        z[d] = float(v if v is not None else 0.0)
+        v = 0.0 if v is None else float(v)
+        if not np.isfinite(v):
+            raise gr.Error(f"z{d} is {v}: each latent slider takes a number between "
+                           f"{-SLIDER_RANGE:g} and {SLIDER_RANGE:g}.")
+        z[d] = v
     return z
 
 
@@ -136,6 +140,8 @@ def traverse(name: str, label: int, dim: int, *values, steps: int = 9) -> np.nda
     m = load(name)
     z = latent_from_sliders(m, values)
     d = int(dim if dim is not None else slider_dims(m)[0])
+    if not 0 <= d < m.card.latent_dim:
+        raise gr.Error(f"{m.card.name} has latent dimensions 0 to {m.card.latent_dim - 1}; there is no dimension {d}.")
     zs = np.repeat(z[None], steps, 0)
     zs[:, d] = np.linspace(-SLIDER_RANGE, SLIDER_RANGE, steps)
     return viz.strip(decode(m, zs, label))
@@ -193,7 +199,9 @@ def render(cards: list[Card]):
                                               elem_id=f"z-slider-{4 * row + k}")
                                     for k in range(4)]
         with gr.Row():
-            dim = gr.Dropdown(label="Traverse one dimension from −3 to 3 (the others stay as set)", scale=3)
+            # custom values allowed: an API client that has not loaded the page yet has no choices
+            dim = gr.Dropdown(label="Traverse one dimension from −3 to 3 (the others stay as set)", scale=3,
+                              allow_custom_value=True)
             traverse_btn = gr.Button("Traverse", scale=1)
         traversal = gr.Image(label="traversal", height=130, buttons=[], interactive=False, type="numpy")
         with gr.Row():
