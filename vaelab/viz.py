@@ -70,7 +70,7 @@ def _star(x: float, y: float, name: str, axes: str = "", showlegend: bool = True
                 hovertemplate=name + "<extra></extra>")
 
 
-def robust_range(values: np.ndarray, spread: float = 4.0) -> dict:
+def robust_range(values: np.ndarray, spread: float = 2.0) -> dict:
     """An axis range around the 1st–99th percentile (plus a 10 % margin) when a few outliers
     would otherwise squash the bulk of the points (the full range is over ``spread`` times the
     percentile range); ``{}`` (plotly's autorange) when the points fill their range."""

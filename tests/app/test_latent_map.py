@@ -86,3 +86,12 @@ def test_neighbours_say_which_space_they_were_found_in():
     assert latent_map.neighbour_space(state.load("vq-vae"))[1] == "in the 2-D PCA view of the latent"
     *_, caption = latent_map.pick("vq-vae", 0)
     assert "nearest test images in the 2-D PCA view of the latent" in caption
+
+
+def test_a_discrete_latent_is_described_as_codes_not_as_dimensions():
+    md = latent_map.latent_map_markdown(state.load("vq-vae"))
+    assert "7×7 map of codes, each from a 512-entry codebook" in md and "64-D" not in md
+    assert "\\{1,\\dots,512\\}^{7×7}" in md  # z's set in the formula, not R^64
+    assert "20 categorical variables of 10 categories" in latent_map.latent_words(state.load("gumbel-vae"))[0]
+    assert latent_map.latent_words(state.load(VAE8))[0] == "an 8-D latent"
+    assert latent_map.latent_words(state.load("vae-16"))[0] == "a 16-D latent"

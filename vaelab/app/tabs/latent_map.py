@@ -116,8 +116,7 @@ def manifold(name: str, label: int = 0, n: int = 15) -> tuple[np.ndarray | None,
     quantiles (equal prior mass per cell); other models: over the range of the test codes."""
     m = load(name)
     if not (m.single_vector_latent and m.card.latent_dim == 2):
-        return None, (f"The manifold grid needs a 2-D continuous latent; {m.card.name} has "
-                      f"{m.card.latent_dim} {m.info.latent} dimensions.")
+        return None, f"The manifold grid needs a 2-D continuous latent; {m.card.name} has {latent_words(m)[0]}."
     if m.info.variational:
         q = torch.linspace(0.05, 0.95, n)
         axis = torch.special.ndtri(q).numpy()
@@ -183,21 +182,41 @@ def pick(name: str, index: int):
     return show(x), show(rec), show(pca), neighbours, " ".join(parts)
 
 
+def latent_words(m: Loaded) -> tuple[str, str]:
+    """The latent in words and as a set, from the model's info: ``("a 16-D latent", "\\mathbb{R}^{16}")``
+    or, for discrete codes, ``("7×7 map of codes from a 512-entry codebook", "\\{1..512\\}^{7×7}")``."""
+    info = m.info
+    if info.latent == "discrete":
+        k, shapes = info.codebook_size, [tuple(s) for s in info.index_shapes]
+        sizes = ["×".join(str(n) for n in s) for s in shapes]
+        space = " \\times ".join(f"\\{{1,\\dots,{k}\\}}^{{{n}}}" for n in sizes)
+        if all(len(s) == 1 for s in shapes):
+            return f"{' + '.join(sizes)} categorical variables of {k} categories each", space
+        maps = "a " + sizes[0] + " map" if len(sizes) == 1 else " and ".join(sizes) + " maps"
+        return f"{maps} of codes, each from a {k}-entry codebook", space
+    d = m.card.latent_dim
+    article = "an" if str(d).startswith("8") or d in (11, 18) else "a"  # "an 8-D", "an 18-D"
+    return f"{article} {d}-D latent", f"\\mathbb{{R}}^{{{d}}}"
+
+
 def latent_map_markdown(m: Loaded) -> str:
     emb, rec = m.metrics.get("embedding", {}), m.metrics.get("reconstruction", {})
     d = m.card.latent_dim
+    words, space = latent_words(m)
+    flat_2d = m.info.latent == "continuous" and d == 2
+    pca_d, _ = pca_size(m)
     return "\n".join([
         f"**What you see.** Each dot is one of {m.n_test:,} test images (up to {viz.MAX_POINTS:,} drawn), coloured "
-        f"by its digit. Left: where **{m.card.name}** puts it ({d}-D latent"
-        + ("" if d == 2 else ", projected to 2-D") + "). Right: the first two principal components of the "
+        f"by its digit. Left: where **{m.card.name}** puts it ({words}"
+        + ("" if flat_2d else ", projected to 2-D") + "). Right: the first two principal components of the "
         "same images' pixels — the best *linear* 2-D view. Move the slider to pick an image and compare "
         "how the model and PCA with the same number of dimensions rebuild it.",
         "",
         "$$\\text{PCA: } \\hat x = \\bar x + W_d W_d^{\\top}(x-\\bar x) \\qquad "
-        "\\text{autoencoder: } \\hat x = g_\\theta\\big(f_\\phi(x)\\big),\\; z = f_\\phi(x) \\in \\mathbb{R}^{" + str(d) + "}$$",
+        "\\text{autoencoder: } \\hat x = g_\\theta\\big(f_\\phi(x)\\big),\\; z = f_\\phi(x) \\in " + space + "$$",
         "",
         f"**Live numbers** (test set, from `metrics.json`): reconstruction MSE per pixel "
-        f"{fmt(rec.get('mse'), 4)} vs PCA-{rec.get('pca_dims', d)} {fmt(rec.get('pca_mse'), 4)} "
+        f"{fmt(rec.get('mse'), 4)} vs PCA-{rec.get('pca_dims', pca_d)} {fmt(rec.get('pca_mse'), 4)} "
         f"(ratio {fmt(rec.get('mse_ratio_to_pca'), 2)}); {emb.get('knn_k', 5)}-NN accuracy in the full latent "
         f"{fmt(emb.get('knn_latent_full'))}. *k-NN accuracy*: how often the {emb.get('knn_k', 5)} nearest training "
         "points share the digit. *Trustworthiness* (1 = no false neighbours): "
