@@ -78,9 +78,7 @@ def test_moving_a_latent_slider_changes_the_decoded_image(page, shots):
     page.screenshot(path=str(shots / "latent-sliders.png"), full_page=True)
 
 
-def test_drawing_shows_reconstructions(page, shots):
-    page.get_by_role("tab", name="Draw").click()
-    page.get_by_label("Brush").first.click()
+def _draw_a_seven(page) -> None:
     box = page.locator("#sketchpad canvas").last.bounding_box()
     cx, cy, h = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["height"]
     # a "7": the top bar, then the diagonal stroke
@@ -91,10 +89,30 @@ def test_drawing_shows_reconstructions(page, shots):
     for k in range(1, 13):
         page.mouse.move(cx + 0.25 * h - 0.03 * h * k, cy - 0.3 * h + 0.05 * h * k, steps=2)
     page.mouse.up()
+
+
+def _brush_selected(page) -> bool:
+    return "highlight" in (page.get_by_label("Brush").first.get_attribute("class") or "")
+
+
+def test_drawing_shows_reconstructions_from_the_first_stroke(page, shots):
+    page.get_by_role("tab", name="Draw").click()
+    page.wait_for_function("() => { const b = document.querySelector('#sketchpad button[aria-label=\"Brush\"]');"
+                           " return b && b.classList.contains('highlight'); }")  # no click on the brush
+    _draw_a_seven(page)
     page.wait_for_selector("#recons img", timeout=TIMEOUT)
     assert page.locator("#recons img").count() >= 2
     page.wait_for_timeout(500)
     page.screenshot(path=str(shots / "draw.png"), full_page=True)
+    # Clear deselects the Sketchpad's brush; the page selects it again, so the next stroke draws
+    page.get_by_label("Clear canvas").first.click()
+    page.wait_for_function("() => document.querySelector('#sketchpad button[aria-label=\"Brush\"]')"
+                           ".classList.contains('highlight')")
+    assert _brush_selected(page)
+    before = page.locator("#seen img").first.get_attribute("src")
+    _draw_a_seven(page)
+    page.wait_for_function("before => { const i = document.querySelector('#seen img');"
+                           " return i && i.src !== before; }", arg=before)
 
 
 def test_models_tab(page, shots):

@@ -23,7 +23,7 @@ from vaelab.app.tabs import draw, latent_map, models, sliders
 def build() -> gr.Blocks:
     """The whole app, over the checkpoints found now (``VAELAB_CHECKPOINTS`` or the shipped ones)."""
     cards = scan_checkpoints()
-    with gr.Blocks(title="vaelab: explore autoencoder latent spaces") as demo:
+    with gr.Blocks(title="vaelab: explore autoencoder latent spaces", js=draw.PAGE_JS) as demo:
         gr.Markdown("# vaelab — inside an autoencoder's latent space\nPick a model, see where it puts "
                     "each digit, drag its latent dimensions, or draw your own digit and watch every model "
                     "rebuild it.")

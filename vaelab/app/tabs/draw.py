@@ -108,6 +108,20 @@ def draw_markdown(plan: DrawPlan) -> str:
     ])
 
 
+# The Sketchpad has no option to start with its brush selected, and "Clear canvas" deselects it:
+# until a tool is chosen, strokes are dropped. The page selects the brush whenever the pad is on
+# screen with no tool highlighted (on load, on opening the tab, after Clear); a chosen eraser
+# is left alone. Passed to gr.Blocks(js=...) by vaelab.app.build.
+PAGE_JS = """() => {
+  setInterval(() => {
+    const pad = document.querySelector('#sketchpad');
+    if (!pad || pad.offsetParent === null) return;
+    const tools = [...pad.querySelectorAll('button[aria-label="Brush"], button[aria-label="Erase"]')];
+    const brush = tools.find(b => b.getAttribute('aria-label') === 'Brush');
+    if (brush && !tools.some(b => b.classList.contains('highlight'))) brush.click();
+  }, 300);
+}"""
+
 EMPTY_DRAWING = ("Draw a digit in the box (the canvas is empty). Use the brush; the eraser or the bin "
                  "button clears it.")
 
