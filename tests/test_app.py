@@ -16,12 +16,18 @@ def test_variants_table_lists_the_registry():
 def test_status_says_what_data_is_available(monkeypatch, tmp_path):
     from vaelab.app.state import dataset_status
 
+    from vaelab.app.state import host_instructions
+
     monkeypatch.setenv("VAELAB_DATA", str(tmp_path))
-    assert "not found" in dataset_status() and "digits" in dataset_status()
+    assert "no copy of MNIST" in dataset_status() and "digits" in dataset_status()
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     (raw / "t10k-images-idx3-ubyte").write_bytes(b"")
-    assert dataset_status().startswith("MNIST found")
+    assert dataset_status().startswith("The MNIST test images are on this server")
+    # visitors see no setting and no server path; the host's instructions have both
+    for line in (dataset_status(),):
+        assert "VAELAB" not in line and str(tmp_path) not in line and "/" not in line.replace("2-D", "")
+    assert "VAELAB_DATA" in host_instructions() and str(tmp_path) in host_instructions()
 
 
 def test_app_serves_http(app_url):

@@ -8,7 +8,8 @@ from .conftest import VAE8
 
 
 def test_status_line(no_data):
-    assert "not found" in state.dataset_status() and "digits" in state.dataset_status()
+    assert "no copy of MNIST" in state.dataset_status() and "digits" in state.dataset_status()
+    assert "VAELAB" not in state.dataset_status()
 
 
 def test_models_load_once_and_lazily():

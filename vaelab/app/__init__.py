@@ -16,7 +16,7 @@ from __future__ import annotations
 import gradio as gr
 
 from vaelab.app.catalogue import scan_checkpoints
-from vaelab.app.state import dataset_status
+from vaelab.app.state import dataset_status, host_instructions
 from vaelab.app.tabs import draw, latent_map, models, sliders
 
 
@@ -28,6 +28,8 @@ def build() -> gr.Blocks:
                     "each digit, drag its latent dimensions, or draw your own digit and watch every model "
                     "rebuild it.")
         status = gr.Markdown("**Data:** " + dataset_status())
+        with gr.Accordion("Running this app yourself?", open=False):
+            gr.Markdown(host_instructions())
         map_load = latent_map.render(cards)
         sliders_load = sliders.render(cards)
         draw_load = draw.render()

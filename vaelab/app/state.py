@@ -102,16 +102,27 @@ def mnist_available() -> bool:
 
 
 def dataset_status() -> str:
-    """One line on which dataset the app can use and what that means, without loading it."""
-    from vaelab.data import data_dir
-
+    """One line for visitors on what this server's data allows, without loading it. It names no
+    setting and no path: those are for whoever hosts the app (:func:`host_instructions`)."""
     if mnist_available():
-        return (f"MNIST found in `{data_dir()}`: views that show original test images, nearest "
-                "neighbours and PCA reconstructions use it.")
-    return ("MNIST not found (set `VAELAB_DATA` to a folder holding `MNIST/raw/`): the app uses "
-            "scikit-learn's bundled 8×8 digits and what the shipped checkpoints cached (2-D maps, "
-            "latents, metrics). MNIST models still decode and draw; their original test images, "
-            "nearest neighbours and PCA reconstructions are not shown.")
+        return ("The MNIST test images are on this server: the views show originals, their nearest "
+                "neighbours and PCA reconstructions beside each model's.")
+    return ("This server has no copy of MNIST: MNIST models show what their evaluation cached "
+            "(2-D maps, latents, scores) and still decode and draw; original test images, their "
+            "neighbours and PCA reconstructions are left out. The 8×8 digits models work in full.")
+
+
+def host_instructions() -> str:
+    """For whoever runs the app: where data and checkpoints are looked for, and how to change it."""
+    from vaelab.data import data_dir
+    from vaelab.paths import checkpoints_dir
+
+    where = data_dir()
+    state_line = ("MNIST was found there." if mnist_available() else
+                  "MNIST was not found there: the app falls back to what the checkpoints cached.")
+    return (f"MNIST is looked for in `{where}` (`VAELAB_DATA` sets the folder; it holds `MNIST/raw/` in "
+            f"torchvision's layout). {state_line} Checkpoints are read from `{checkpoints_dir()}` "
+            "(`VAELAB_CHECKPOINTS` sets another folder). The app never downloads anything.")
 
 
 def pca_for(dataset_name: str, dims: int):
