@@ -52,7 +52,7 @@ def _endpoint_args(tmp_path):
 
     from vaelab.app.catalogue import scan_checkpoints
     from vaelab.app.state import load
-    from vaelab.app.tabs import latent_map, sliders
+    from vaelab.app.tabs import draw, latent_map, sliders
 
     canvas = np.full((280, 280), 255, np.uint8)
     canvas[40:240, 120:150] = 0
@@ -78,8 +78,8 @@ def _endpoint_args(tmp_path):
         "/traverse_dim": [vae, 0, sliders.slider_dims(load(vae))[1], *z],
         "/sample": [vae, 0, 3],
         "/interpolate": [vae, 0, 5, 0],
-        "/draw": [drawing],
-        "/init_draw": [drawing],
+        "/draw": [drawing, draw.draw_plan().default()],
+        "/init_draw": [drawing, [draw.PCA2]],
     }
 
 

@@ -13,14 +13,15 @@ from vaelab.preprocess import digits_style, is_blank, mnist_style, preprocess, s
 from .conftest import drawing_of_a_one
 
 
-def test_draw_reconstructs_with_every_planned_model():
+def test_draw_reconstructs_with_the_default_models():
     seen, gallery, fig, reading, msg = draw.draw(drawing_of_a_one())
     plan = draw.draw_plan()
-    assert seen.dtype == np.uint8 and len(gallery) == len(plan.recon) >= 2
+    pca_here = state.pca_for(plan.dataset, 2) is not None
+    assert seen.dtype == np.uint8 and len(gallery) == len(plan.default()) - (0 if pca_here else 1) >= 2
     assert all("MSE" in caption for _, caption in gallery)
     assert any(t.name == "your drawing" for t in fig.data)
     assert "classifier not available" in reading or "Classifier reads" in reading
-    assert "Reconstructions by" in msg
+    assert "Rebuilt at" in msg
 
 
 @pytest.mark.parametrize("value", [None, {"background": None, "layers": [], "composite": None},
@@ -70,3 +71,26 @@ def test_digits_style_is_8x8_in_unit_range():
 
 def test_the_empty_drawing_help_names_the_bin_button():
     assert "bin" in draw.EMPTY_DRAWING and "✕" not in draw.EMPTY_DRAWING
+
+
+def test_the_default_rebuilds_show_the_bottleneck():
+    plan = draw.draw_plan()
+    default = plan.default()
+    assert default[0] == plan.map_card.name and state.load(default[0]).card.latent_dim == 2
+    assert draw.PCA2 in default
+    strong = [n for n in default if n not in (plan.map_card.name, draw.PCA2)]
+    assert strong and all(state.load(n).card.latent_dim > 2 for n in strong)
+    assert set(default) <= set(plan.choices())
+
+
+def test_the_user_chooses_who_rebuilds(monkeypatch):
+    plan = draw.draw_plan()
+    two = [c.name for c in plan.candidates][:2]
+    seen, gallery, fig, reading, msg = draw.draw(drawing_of_a_one(), two)
+    assert [caption.split(" (")[0] for _, caption in gallery] == two
+    # PCA-2 without its training images: left out, and the message says why
+    monkeypatch.setattr(state, "pca_for", lambda name, dims: None)
+    _, gallery, _, _, msg = draw.draw(drawing_of_a_one(), [draw.PCA2, two[0]])
+    assert len(gallery) == 1 and "PCA-2 needs" in msg
+    _, gallery, _, _, msg = draw.draw(drawing_of_a_one(), [])
+    assert gallery == [] and "Pick at least one" in msg

@@ -23,6 +23,8 @@ from vaelab.app.widgets import IMG, LATEX
 from vaelab.paths import checkpoints_dir, classifier_dir
 from vaelab.preprocess import is_blank, preprocess, sketch_to_ink
 
+PCA2 = "PCA, 2 components"  # the linear 2-D bottleneck, offered beside the models when the data is here
+DEFAULT_STRONG = 3  # the default rebuilds: the 2-D map's model, PCA-2, and this many strong models
 DRAW_VARIANT_ORDER = ("ae", "vae", "vq-vae", "dvae", "gumbel-vae", "linear-ae", "beta-vae", "vq-vae-2",
                       "conv-ae", "deep-ae", "denoising-ae", "sparse-ae", "hvae")
 MAX_DRAW_MODELS = 6
@@ -40,6 +42,20 @@ class DrawPlan:
     image_shape: tuple[int, int, int]
     recon: list[Card] = field(default_factory=list)  # one per variant, best reconstruction first
     map_card: Card | None = None  # a 2-D continuous model for "where does it land"
+    candidates: list[Card] = field(default_factory=list)  # every unconditional model of this image size
+    dataset: str = "digits"  # the models' training data (PCA-2 is fitted on it)
+
+    def choices(self) -> list[str]:
+        """What the user can pick to rebuild the drawing: every model, then PCA-2."""
+        return [c.name for c in self.candidates] + [PCA2]
+
+    def default(self) -> list[str]:
+        """A set that shows the bottleneck: a 2-D model and PCA with 2 components (both squeeze
+        the drawing through two numbers) beside a few high-capacity models."""
+        names = [self.map_card.name] if self.map_card else []
+        names.append(PCA2)
+        strong = [c.name for c in self.recon if c.latent_dim != 2 and c.name not in names]
+        return names + strong[:DEFAULT_STRONG]
 
 
 def draw_plan() -> DrawPlan:
@@ -59,7 +75,9 @@ def draw_plan() -> DrawPlan:
     recon = sorted(best.values(), key=lambda c: (rank.get(c.variant, len(rank)), c.name))[:MAX_DRAW_MODELS]
     two_d = [c for c in same if c.latent_dim == 2 and c.family in ("classic", "variational")]
     two_d.sort(key=lambda c: (not c.variational, c.variant != "vae", c.name))
-    plan = DrawPlan(shape, recon, two_d[0] if two_d else None)
+    rank_all = sorted(same, key=lambda c: (rank.get(c.variant, len(rank)), c.name))
+    plan = DrawPlan(shape, recon, two_d[0] if two_d else None, rank_all,
+                    same[0].dataset if same else "digits")
     state._PLANS[key] = plan
     return plan
 
@@ -126,30 +144,54 @@ EMPTY_DRAWING = ("Draw a digit in the box (the canvas is empty). Use the brush; 
                  "button clears it.")
 
 
+def pca2_rebuild(plan: DrawPlan, x: torch.Tensor) -> torch.Tensor | None:
+    """The drawing through PCA with 2 components of the training images, or None without them."""
+    pca = state.pca_for(plan.dataset, 2)
+    if pca is None:
+        return None
+    flat = x.flatten(1).numpy()
+    return torch.from_numpy(pca.inverse_transform(pca.transform(flat))).reshape(x.shape).float().clamp(0, 1)
+
+
 @torch.no_grad()
-def draw(value):
-    """A drawing -> (model input image, [(reconstruction, caption)], latent map figure,
-    classifier reading, message). Empty or cleared drawings give a message, not an error."""
+def draw(value, chosen: list[str] | None = None):
+    """A drawing and the names of the models (and PCA-2) that should rebuild it -> (model input
+    image, [(reconstruction, caption)], latent map figure, classifier reading, message). Empty or
+    cleared drawings give a message, not an error; ``chosen=None`` is the default set."""
     plan = draw_plan()
+    chosen = plan.default() if chosen is None else [n for n in chosen if n in plan.choices()]
     ink = sketch_to_ink(value)
     map_card = plan.map_card
     if is_blank(ink):
         fig = _draw_map(map_card, None)
         return viz.placeholder_image(), [], fig, "", EMPTY_DRAWING
     x = torch.from_numpy(preprocess(ink, plan.image_shape))
-    gallery = []
-    for c in plan.recon:
-        m = load(c.name)
-        rec = m.model.reconstruct(x).clamp(0, 1)
+    gallery, notes = [], []
+    by_name = {c.name: c for c in plan.candidates}
+    for name in chosen:
+        if name == PCA2:
+            rec = pca2_rebuild(plan, x)
+            if rec is None:
+                notes.append(f"PCA-2 needs the {plan.dataset.upper()} training images, which are not on this server")
+                continue
+            label = "PCA, 2 components"
+        else:
+            c = by_name[name]
+            rec = load(name).model.reconstruct(x).clamp(0, 1)
+            label = f"{name} ({c.size})"
         err = float(((rec - x) ** 2).mean())
-        gallery.append((viz.to_display(rec[0], 160), f"{c.name}: MSE {err:.3f}"))
+        gallery.append((viz.to_display(rec[0], 160), f"{label}: MSE {err:.3f}"))
     point = None
     if map_card is not None:
-        m = load(map_card.name)
-        point = m.model.encode(x).flat()[0].numpy()
-    msg = (f"Reconstructions by {len(plan.recon)} models at {plan.image_shape[-2]}×{plan.image_shape[-1]}"
-           + (": " + ", ".join(f"{c.name} ({c.family}, {c.size})" for c in plan.recon) + "."
-              if plan.recon else ": none shipped for this image size."))
+        point = load(map_card.name).model.encode(x).flat()[0].numpy()
+    size = f"{plan.image_shape[-2]}×{plan.image_shape[-1]}"
+    if not chosen:
+        msg = "Pick at least one model below to rebuild the drawing."
+    else:
+        msg = (f"Rebuilt at {size} by {len(gallery)} of the chosen. The 2-D ones squeeze your digit "
+               "through two numbers; compare them with the high-capacity models.")
+    if notes:
+        msg += " " + "; ".join(notes) + "."
     return viz.to_display(x[0]), gallery, _draw_map(map_card, point), classify(x), msg
 
 
@@ -180,7 +222,13 @@ def render():
         recons = gr.Gallery(label="reconstructions (each model's rebuild of the image above)", columns=6,
                             height=240, object_fit="contain", allow_preview=False, fit_columns=False,
                             elem_id="recons")
+        plan = draw_plan()
+        chosen = gr.CheckboxGroup(plan.choices(), value=plan.default(), elem_id="draw-models",
+                                  label="Who rebuilds your drawing (the default pairs two-number bottlenecks "
+                                        "with high-capacity models)")
 
     outputs = [seen, recons, latent_map, reading, message]
-    pad.change(draw, pad, outputs, api_name="draw", show_progress="hidden", trigger_mode="always_last")
-    return pad, outputs
+    inputs = [pad, chosen]
+    gr.on([pad.change, chosen.input], draw, inputs, outputs, api_name="draw", show_progress="hidden",
+          trigger_mode="always_last")
+    return inputs, outputs
