@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 import vaelab
 from vaelab import metrics
-from vaelab.models.base import BaseConfig, LossOutput
+from vaelab.models.base import BaseConfig, Latent, LossOutput, ModelInfo
 from vaelab.models.grid import GridAutoEncoder
 from vaelab.nn.bottleneck import BottleneckOutput, perplexity
 from vaelab.nn.grid import GridDecoder, GridEncoder
@@ -85,6 +85,15 @@ def test_gumbel_kl_is_summed_per_image_then_averaged():
 
 class TinyGrid(GridAutoEncoder):
     """The grid autoencoder with any bottleneck and the plainest loss: recon + its named terms."""
+
+    def encode(self, x, y=None) -> Latent:  # in eval mode: nearest code / argmax, no codebook update
+        q = self.quantizer(self.encoder(x))
+        return Latent(z=q.z_q, indices=q.indices)
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(latent="discrete", variational=False, conditional=False,
+                         latent_shapes=((D, *self.grid),), index_shapes=(self.grid,))
 
     def loss(self, x, y=None, step=0) -> LossOutput:
         q = self.quantizer(self.encoder(x))

@@ -123,3 +123,28 @@ def test_seeded_training_is_deterministic(name, digits):
     assert states[0].keys() == states[1].keys()
     for k in states[0]:
         assert torch.equal(states[0][k], states[1][k]), k
+
+
+def test_a_variant_missing_part_of_the_contract_fails_when_built():
+    """The contract's methods are abstract: forgetting one is a TypeError naming it at
+    construction, not a NotImplementedError in the middle of training or in the app."""
+    from vaelab.models.base import AutoEncoder, BaseConfig, Trainable
+    from vaelab.models.dvae import GumbelAutoEncoder
+
+    class NoLoss(AutoEncoder):
+        info = property(lambda self: None)
+
+        def encode(self, x, y=None):
+            return None
+
+        def decode_params(self, z, y=None):
+            return z
+
+    with pytest.raises(TypeError, match="loss"):
+        NoLoss(BaseConfig())
+    with pytest.raises(TypeError, match="decode_params.*encode.*info.*loss|encode"):
+        AutoEncoder(BaseConfig())
+    with pytest.raises(TypeError, match="loss"):
+        Trainable()
+    abstract = GumbelAutoEncoder.__abstractmethods__
+    assert {"posterior_logits", "index_shape"} <= abstract

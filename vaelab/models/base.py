@@ -18,6 +18,7 @@ group; adversarial models return a generator and a discriminator group) and
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -110,13 +111,15 @@ class SamplingNotSupported(RuntimeError):
     """Raised by ``sample`` on models whose latent has no prior to sample from."""
 
 
-class Trainable(nn.Module):
+class Trainable(nn.Module, metaclass=ABCMeta):
     """What :class:`vaelab.train.Training` needs of a module: ``loss(x, y, step) -> LossOutput``
     and the training hooks below, with defaults that fit most models. Every autoencoder is one;
-    so is the objective a code prior trains on (:class:`vaelab.prior.PriorObjective`)."""
+    so is the objective a code prior trains on (:class:`vaelab.prior.PriorObjective`). ``loss``
+    is abstract: a subclass without one cannot be instantiated (``TypeError`` naming it)."""
 
+    @abstractmethod
     def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, step: int = 0) -> LossOutput:
-        raise NotImplementedError
+        """Named loss terms of a batch, with the ``total`` the optimiser minimises."""
 
     # --- training hooks -------------------------------------------------------------------
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -132,8 +135,9 @@ class Trainable(nn.Module):
 
 
 class AutoEncoder(Trainable):
-    """Base class: an encoder, a decoder and the contract above. Subclasses set ``info`` and
-    implement ``encode``, ``decode_params`` and ``loss``."""
+    """Base class: an encoder, a decoder and the contract above. ``info``, ``encode``,
+    ``decode_params`` and ``loss`` are abstract: a variant missing one fails when it is built,
+    with a ``TypeError`` naming what is missing, not at its first call."""
 
     config: BaseConfig
 
@@ -143,8 +147,9 @@ class AutoEncoder(Trainable):
 
     # --- what the model is ----------------------------------------------------------------
     @property
-    def info(self) -> ModelInfo:  # pragma: no cover - every subclass overrides
-        raise NotImplementedError
+    @abstractmethod
+    def info(self) -> ModelInfo:
+        """What the model is (:class:`ModelInfo`)."""
 
     # --- the contract ---------------------------------------------------------------------
     def condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
@@ -155,12 +160,14 @@ class AutoEncoder(Trainable):
             raise ValueError("this model is conditional: pass labels y")
         return F.one_hot(y.long(), self.config.num_classes).float()
 
+    @abstractmethod
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Latent:
-        raise NotImplementedError
+        """Images ``(B, C, H, W)`` -> :class:`Latent` (deterministic: posterior mean, nearest
+        code, argmax)."""
 
+    @abstractmethod
     def decode_params(self, z, y: torch.Tensor | None = None) -> torch.Tensor:
         """Decoder output: the likelihood's parameters (logits or means), ``(B, C, H, W)``."""
-        raise NotImplementedError
 
     def decode(self, z, y: torch.Tensor | None = None) -> torch.Tensor:
         """Latent -> images ``(B, C, H, W)`` (Bernoulli means for logit decoders)."""
@@ -175,8 +182,9 @@ class AutoEncoder(Trainable):
         finally:
             self.train(was_training)
 
+    @abstractmethod
     def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, step: int = 0) -> LossOutput:
-        raise NotImplementedError
+        """The model's objective on a batch: named terms (per-image sums, batch means) and a total."""
 
     def log_importance_weights(self, x: torch.Tensor, y: torch.Tensor | None = None,
                                k: int = 1) -> torch.Tensor:

@@ -23,6 +23,7 @@ unbiased one-sample estimate of the true discrete −ELBO rather than of the rel
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass
 
 import torch
@@ -81,12 +82,14 @@ class GumbelAutoEncoder(CodePriorMixin, AutoEncoder):
     category_dim: int  # where the K categories sit in the logits (-1 for (B, N, K); 1 for (B, K, h, w))
 
     # --- subclasses -----------------------------------------------------------------------
+    @abstractmethod
     def posterior_logits(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Images -> the categorical posterior's logits, categories along ``category_dim``."""
 
     @property
+    @abstractmethod
     def index_shape(self) -> tuple[int, ...]:
-        raise NotImplementedError
+        """The shape of one image's code indices: ``(N,)`` variables or an ``(h, w)`` grid."""
 
     # --- shared ---------------------------------------------------------------------------
     def make_quantizer(self, code_dim: int | None = None) -> GumbelQuantizer:
