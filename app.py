@@ -7,7 +7,7 @@ images, ``VAELAB_CHECKPOINTS`` points it at another checkpoint folder.
 
 import torch
 
-from vaelab.app import build
+from vaelab.app import build, launch_options
 
 # One intra-op thread per request: the app decodes single images, where extra threads only add
 # contention (on a shared 2-core machine the draw handler's p95 fell from ~170 ms to ~40 ms), and
@@ -17,4 +17,4 @@ torch.set_num_threads(1)
 demo = build()
 
 if __name__ == "__main__":
-    demo.launch()
+    demo.launch(**launch_options())

@@ -84,7 +84,7 @@ def main() -> dict:
         n = gr.Number(0)
         out = gr.Image(type="numpy", image_mode="L")
         n.change(lambda _: image, n, out, api_name="trivial_image")
-    app.demo.launch(prevent_thread_lock=True, quiet=True)
+    app.demo.launch(prevent_thread_lock=True, quiet=True, **app.launch_options())
     trivial.launch(prevent_thread_lock=True, quiet=True)
     try:
         client, trivial_client = Client(app.demo.local_url, verbose=False), Client(trivial.local_url, verbose=False)

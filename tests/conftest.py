@@ -42,7 +42,7 @@ def app_url():
     """The app served once per test session (gradio_client and browser tests share it)."""
     import app
 
-    app.demo.launch(prevent_thread_lock=True, quiet=True)
+    app.demo.launch(prevent_thread_lock=True, quiet=True, **app.launch_options())
     yield app.demo.local_url
     app.demo.close()
 

@@ -69,6 +69,8 @@ def _endpoint_args(tmp_path):
         "/latent_map": ["digits-vae-8", latent_map.PROJ_LATENT, 2],
         "/latent_map_projection": ["digits-vae-8", latent_map.PROJ_UMAP, 2],
         "/pick_point": ["digits-vae-8", latent_map.PROJ_UMAP, 7],
+        "/map_clicked": ['{"model": "digits-vae-2d", "view": "latent", "pick": 11}', "digits-vae-2d",
+                         latent_map.PROJ_LATENT],
         "/sliders_model": [vae, sliders.START_TEST, 3, 0],
         "/sliders_start": [vae, sliders.START_PRIOR, 3, 0],
         "/sliders_start_image": [vae, sliders.START_TEST, 9, 0],
@@ -109,7 +111,7 @@ def test_switching_between_2d_and_higher_dimensional_maps_never_errors(app_url):
                        ("digits-vae-8", latent_map.PROJ_PCA), ("digits-vae-2d", latent_map.PROJ_UMAP),
                        ("digits-vae-8", latent_map.PROJ_LATENT), ("vq-vae", latent_map.PROJ_LATENT)]:
         result = client.predict(name, view, 1, api_name="/latent_map")
-        shown = result[1]["value"] if isinstance(result[1], dict) else result[1]  # an update, or a value
+        shown = result[0]["value"] if isinstance(result[0], dict) else result[0]  # an update, or a value
         assert shown in (latent_map.PROJ_LATENT, latent_map.PROJ_PCA, latent_map.PROJ_UMAP)
         if name == "digits-vae-2d":
             assert shown == latent_map.PROJ_LATENT  # the view that applies is sent back
@@ -127,3 +129,51 @@ def test_a_fresh_client_can_traverse(app_url):
     client = Client(app_url, verbose=False)
     strip = client.predict("digits-vae-8", 0, 1, *([0.0] * sliders.MAX_SLIDERS), api_name="/traverse")
     assert strip is not None
+
+
+def test_a_click_in_the_map_from_a_fresh_client_fills_the_image_row(app_url):
+    import json
+
+    from gradio_client import Client
+
+    from vaelab.app.tabs import latent_map
+
+    client = Client(app_url, verbose=False)
+    out = client.predict(json.dumps({"model": "digits-vae-2d", "view": "latent", "pick": 11}), "digits-vae-2d",
+                         latent_map.PROJ_LATENT, api_name="/map_clicked")
+    texts = [o for o in out if isinstance(o, str)]
+    assert any("Test image #11" in t for t in texts)
+
+
+def _component_server(app_url: str, elem_id: str, fn: str, data) -> tuple[int, object]:
+    """Call one of a component's server functions as the page does, with no session behind it."""
+    import json
+
+    config = json.loads(urllib.request.urlopen(app_url + "config", timeout=30).read())
+    comp = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id)
+    body = json.dumps({"session_hash": "fresh-client", "component_id": comp["id"], "fn_name": fn,
+                       "data": data}).encode()
+    prefix = config.get("api_prefix", "/gradio_api").rstrip("/")
+    request = urllib.request.Request(app_url.rstrip("/") + prefix + "/component_server", data=body,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+
+
+def test_the_maps_server_functions_answer_a_fresh_client(app_url):
+    import urllib.error  # noqa: F401  (used by _component_server)
+
+    status, points = _component_server(app_url, "map-canvas", "map_points", {"model": "digits-vae-2d", "view": "latent"})
+    assert status == 200 and points["n"] > 100 and len(points["panels"]) == 2
+    status, thumb = _component_server(app_url, "map-canvas", "map_thumb", {"model": "digits-vae-2d", "index": 3})
+    assert status == 200 and thumb["src"].startswith("data:image/png;base64,")
+    status, pad = _component_server(app_url, "draw-map", "map_decode", {"model": "digits-vae-2d", "z": [0.1, 0.2]})
+    assert status == 200 and pad["src"].startswith("data:image/png;base64,")
+    # a request for something that is not there is refused, and the server stays up
+    status, _ = _component_server(app_url, "map-canvas", "map_decode", {"model": "../../etc", "z": [0, 0]})
+    assert status >= 400
+    status, _ = _component_server(app_url, "map-canvas", "map_points", {"model": "digits-vae-2d", "view": "latent"})
+    assert status == 200

@@ -1,4 +1,5 @@
-"""The app in a real browser: draw a digit, drag a latent slider, switch models in the latent map.
+"""The app in a real browser: the latent map (click, hover, the latent pad, switching models),
+a latent slider, drawing a digit.
 
 Playwright (from PyPI) drives Debian's Chromium at /usr/bin/chromium; the test skips, saying why,
 when either is missing. A screenshot of each tab goes to ``$VAELAB_SCREENSHOTS`` (the README's
@@ -29,7 +30,7 @@ def page(app_url):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(TIMEOUT)
         page.goto(app_url)
-        page.wait_for_selector("#map-plot .js-plotly-plot", timeout=120_000)  # first load fits PCA
+        page.wait_for_selector("#map-canvas .lc[data-state=ready]", timeout=120_000)
         yield page
         browser.close()
 
@@ -45,24 +46,85 @@ def _src(page, selector: str) -> str:
     return page.locator(f"{selector} img").first.get_attribute("src") or ""
 
 
-def test_switch_models_in_the_latent_map(page, shots):
-    from vaelab.app.catalogue import scan_checkpoints
-    from vaelab.app.tabs.latent_map import model_choices
+MAP = "#map-canvas .lc"
 
-    choices = model_choices(scan_checkpoints())
-    names = [value for _, value in choices]
-    assert len(names) >= 2, "need two checkpoints to switch between"
-    page.wait_for_selector("#map-plot .annotation-text")
-    first = page.locator("#map-plot .annotation-text").first.text_content()
-    other = next(n for n in names if not first.startswith(n + " "))
+
+def _point(page, i: int, panel: int = 0) -> dict:
+    return page.locator(MAP).evaluate("(root, [k, i]) => root.pointOnScreen(k, i)", [panel, i])
+
+
+def _pick_shown(page) -> str:
+    return page.locator(MAP).get_attribute("data-pick")
+
+
+def _choose_map_model(page, name: str) -> None:
     page.locator("#map-model input").click()
-    page.get_by_role("option", name=dict((v, k) for k, v in choices)[other]).click()
-    page.wait_for_function(
-        "name => [...document.querySelectorAll('#map-plot .annotation-text')]"
-        ".some(t => t.textContent.startsWith(name + ' '))",
-        arg=other)
-    page.wait_for_timeout(500)
+    labels = page.locator("ul[role=listbox] li").all_inner_texts()
+    label = next(t.strip() for t in labels if t.strip().startswith(name + " ·"))
+    page.get_by_role("option", name=label, exact=True).dispatch_event("mousedown")
+
+
+def test_clicking_a_point_picks_it_in_both_panels_and_the_image_row(page, shots):
+    before = _pick_shown(page)
+    target = 77 if before != "77" else 78
+    at = _point(page, target)
+    page.mouse.click(at["x"], at["y"])
+    page.wait_for_function(f"() => document.querySelector('{MAP}').dataset.pick !== {before!r}")
+    picked = int(_pick_shown(page))
+    # the point under the cursor was picked (another may sit on the same pixel)
+    there = _point(page, picked)
+    assert abs(there["x"] - at["x"]) <= HIT_PX and abs(there["y"] - at["y"]) <= HIT_PX
+    page.wait_for_function("i => document.querySelector('#map-index input[type=number]').value == String(i)", arg=picked)
+    page.wait_for_function("i => document.body.innerText.includes('Test image #' + i)", arg=picked)
+    # the PCA panel's star moved too: the same pick is drawn there
+    assert _point(page, picked, panel=1) is not None
+
+
+HIT_PX = 9  # the page's hit radius (8 px) plus rounding
+
+
+def test_hovering_a_point_shows_its_image(page):
+    at = _point(page, 123)
+    page.mouse.move(at["x"] + 30, at["y"] + 30)
+    page.mouse.move(at["x"], at["y"], steps=3)
+    tip = page.locator("#map-canvas .lc-tip")
+    tip.wait_for(state="visible")
+    page.wait_for_function("() => { const i = document.querySelector('#map-canvas .lc-tip img');"
+                           " return i && !i.hidden && i.src.startsWith('data:image/png'); }")
+    assert "digit" in tip.inner_text()
+    page.mouse.move(5, 5)
+
+
+def test_the_latent_pad_decodes_where_you_drag(page, shots):
+    box = page.locator("#map-canvas .lc-over").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.1)
+    page.mouse.down()
+    for k in range(1, 8):
+        page.mouse.move(box["x"] + box["width"] * (0.2 + 0.03 * k), box["y"] + box["height"] * 0.1, steps=2)
+    page.mouse.up()
+    page.wait_for_function(f"() => document.querySelector('{MAP}').dataset.padDecoded")
+    first = page.locator(MAP).get_attribute("data-pad-decoded")
+    src = page.locator("#map-canvas .lc-pad-img").get_attribute("src")
+    assert src.startswith("data:image/png")
+    page.mouse.click(box["x"] + box["width"] * 0.85, box["y"] + box["height"] * 0.9)
+    page.wait_for_function(f"before => document.querySelector('{MAP}').dataset.padDecoded !== before", arg=first)
     page.screenshot(path=str(shots / "latent-map.png"), full_page=True)
+
+
+def test_switching_2d_16d_and_discrete_maps_shows_no_error(page):
+    from vaelab.app.catalogue import scan_checkpoints
+
+    names = {c.name for c in scan_checkpoints()}
+    wanted = [n for n in ("vae-16", "vq-vae", "ae-2d", "digits-vae-8", "vae-2d", "digits-vae-2d") if n in names]
+    assert len(wanted) >= 3
+    for name in wanted:
+        _choose_map_model(page, name)
+        page.wait_for_function("name => { const r = document.querySelector('#map-canvas .lc');"
+                               " return r.dataset.state === 'ready' && r.dataset.key.startsWith(name + '|'); }",
+                               arg=name)
+        page.wait_for_timeout(300)
+        assert page.locator(".toast-body").count() == 0, page.locator(".toast-body").all_inner_texts()
+        assert page.locator("#map-view .error, #map-index .error").count() == 0
 
 
 def test_moving_a_latent_slider_changes_the_decoded_image(page, shots):

@@ -188,6 +188,29 @@ def grid_image(images, cols: int, pixels: int = 480, pad: int = 0) -> np.ndarray
     return (np.kron(grid, np.ones((scale, scale), np.float32)) * 255 + 0.5).astype(np.uint8)
 
 
-def placeholder_image(pixels: int = IMAGE_PIXELS) -> np.ndarray:
-    """A flat grey square standing for an image that cannot be shown (the caption says why)."""
-    return np.full((pixels, pixels), 60, np.uint8)
+def placeholder_image(text: str = "", pixels: int = IMAGE_PIXELS, width: int | None = None) -> np.ndarray:
+    """A dark-grey panel standing for an image that cannot be shown, with ``text`` (why) written
+    on it, wrapped to fit; ``width`` makes it a strip."""
+    from PIL import Image, ImageDraw, ImageFont
+    w = width or pixels
+    img = Image.new("L", (w, pixels), 60)
+    if text:
+        draw = ImageDraw.Draw(img)
+        size = max(11, min(18, pixels // 9))
+        font = ImageFont.load_default(size=size)
+        words, lines, line = text.split(), [], ""
+        for word in words:
+            trial = f"{line} {word}".strip()
+            if draw.textlength(trial, font=font) > w - 16 and line:
+                lines.append(line)
+                line = word
+            else:
+                line = trial
+        lines.append(line)
+        step = int(size * 1.3)
+        y = max(4, (pixels - step * len(lines)) // 2)
+        for line in lines:
+            x = max(4, (w - draw.textlength(line, font=font)) // 2)
+            draw.text((x, y), line, fill=225, font=font)
+            y += step
+    return np.asarray(img, np.uint8)

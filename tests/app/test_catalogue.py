@@ -14,7 +14,8 @@ def test_scan_finds_the_committed_checkpoints_with_labels():
     assert cards[VAE8].has_sliders and not cards[AE2].has_sliders
     assert cards[AE2].family == "classic" and cards[VAE2].family == "variational"
     label = dict((v, k) for k, v in catalogue.choices(list(cards.values())))[VAE8]
-    assert "[variational]" in label and "Variational autoencoder" in label and "8-D" in label
+    assert label == f"{VAE8} · 8-D"  # short in the picker; the detail is shown beside it
+    assert "[variational]" in cards[VAE8].label and "Variational autoencoder" in cards[VAE8].label
     families = [c.family for c in catalogue.scan_checkpoints()]
     assert families == sorted(families, key=FAMILIES.index)  # grouped by family
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -13,13 +15,18 @@ from vaelab.preprocess import digits_style, is_blank, mnist_style, preprocess, s
 from .conftest import drawing_of_a_one
 
 
+def _unpack(out: dict):
+    return out["seen"], out["recons"], json.loads(out["map"]) if out["map"] else {}, out["reading"], out["message"]
+
+
 def test_draw_reconstructs_with_the_default_models():
-    seen, gallery, fig, reading, msg = draw.draw(drawing_of_a_one())
+    seen, gallery, where, reading, msg = _unpack(draw.draw(drawing_of_a_one()))
     plan = draw.draw_plan()
     pca_here = state.pca_for(plan.dataset, 2) is not None
     assert seen.dtype == np.uint8 and len(gallery) == len(plan.default()) - (0 if pca_here else 1) >= 2
     assert all("MSE" in caption for _, caption in gallery)
-    assert any(t.name == "your drawing" for t in fig.data)
+    assert where["model"] == plan.map_card.name and where["pickable"] is False and where["panels"] == 1
+    assert len(where["drawing"]["mu"]) == 2 and all(s >= 0 for s in where["drawing"]["sigma"])
     assert "classifier not available" in reading or "Classifier reads" in reading
     assert "Rebuilt at" in msg
 
@@ -27,9 +34,9 @@ def test_draw_reconstructs_with_the_default_models():
 @pytest.mark.parametrize("value", [None, {"background": None, "layers": [], "composite": None},
                                    {"composite": np.full((280, 280), 255, np.uint8)}])
 def test_empty_or_cleared_drawing_gives_a_message(value):
-    seen, gallery, fig, reading, msg = draw.draw(value)
+    seen, gallery, where, reading, msg = _unpack(draw.draw(value))
     assert gallery == [] and msg == draw.EMPTY_DRAWING
-    assert not any(t.name == "your drawing" for t in fig.data)
+    assert where.get("drawing") is None
 
 
 def test_classifier_absent_is_said_gracefully(monkeypatch, tmp_path):
@@ -86,11 +93,23 @@ def test_the_default_rebuilds_show_the_bottleneck():
 def test_the_user_chooses_who_rebuilds(monkeypatch):
     plan = draw.draw_plan()
     two = [c.name for c in plan.candidates][:2]
-    seen, gallery, fig, reading, msg = draw.draw(drawing_of_a_one(), two)
+    seen, gallery, where, reading, msg = _unpack(draw.draw(drawing_of_a_one(), two))
     assert [caption.split(" (")[0] for _, caption in gallery] == two
     # PCA-2 without its training images: left out, and the message says why
     monkeypatch.setattr(state, "pca_for", lambda name, dims: None)
-    _, gallery, _, _, msg = draw.draw(drawing_of_a_one(), [draw.PCA2, two[0]])
+    _, gallery, _, _, msg = _unpack(draw.draw(drawing_of_a_one(), [draw.PCA2, two[0]]))
     assert len(gallery) == 1 and "PCA-2 needs" in msg
-    _, gallery, _, _, msg = draw.draw(drawing_of_a_one(), [])
+    _, gallery, _, _, msg = _unpack(draw.draw(drawing_of_a_one(), []))
     assert gallery == [] and "Pick at least one" in msg
+
+
+def test_a_vae_map_model_places_the_drawing_with_its_posterior():
+    plan = draw.draw_plan()
+    if plan.map_card is None or not plan.map_card.variational:
+        pytest.skip("the draw tab's 2-D model here is not a VAE")
+    from vaelab.preprocess import preprocess as prep
+    x = torch.from_numpy(prep(sketch_to_ink(drawing_of_a_one()), plan.image_shape))
+    lat = state.load(plan.map_card.name).model.encode(x)
+    where = _unpack(draw.draw(drawing_of_a_one()))[2]["drawing"]
+    assert np.allclose(where["mu"], lat.mean[0].numpy(), atol=1e-5)
+    assert np.allclose(where["sigma"], lat.logvar[0].mul(0.5).exp().numpy(), atol=1e-5)

@@ -13,8 +13,10 @@ from .conftest import AE2, VAE8
 
 def test_setup_sliders_orders_by_kl_and_marks_inactive_dims():
     out = sliders_tab.setup_sliders(VAE8, sliders_tab.START_TEST, 5, 0)
-    md, image, dim, label, start_index, traversal, samples, interpolation = out[:8]
-    rows, sliders = out[8:8 + sliders_tab.MAX_SLIDERS // 4], out[8 + sliders_tab.MAX_SLIDERS // 4:]
+    md, image, dim, label = out["explanation"], out["decoded"], out["dim"], out["label"]
+    traversal, samples, interpolation = out["traversal"], out["samples"], out["interpolation"]
+    rows = [out[f"row_{r}"] for r in range(sliders_tab.MAX_SLIDERS // 4)]
+    sliders = [out[f"z_{j}"] for j in range(sliders_tab.MAX_SLIDERS)]
     assert len(sliders) == sliders_tab.MAX_SLIDERS
     assert "ELBO" in md and "active units 4 of 8" in md and "$$" in md
     order = state.load(VAE8).metrics["posterior"]["dims_by_kl"]
@@ -31,7 +33,7 @@ def test_setup_sliders_orders_by_kl_and_marks_inactive_dims():
 
 def test_setup_from_the_prior_starts_at_zero():
     out = sliders_tab.setup_sliders(VAE8, sliders_tab.START_PRIOR, 0, 0)
-    assert all(s["value"] == 0 for s in out[8 + sliders_tab.MAX_SLIDERS // 4:])
+    assert all(out[f"z_{j}"]["value"] == 0 for j in range(sliders_tab.MAX_SLIDERS))
 
 
 def test_setup_rejects_a_model_without_sliders():

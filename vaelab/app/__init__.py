@@ -1,10 +1,12 @@
 """vaelab's web app: the only part of the package that imports gradio.
 
-:func:`build` lays out the page: a header, a line on which dataset is available, and one tab
-per module in :mod:`vaelab.app.tabs`, each holding its plain handlers (tests call them directly)
-above its ``render()``. State (loaded models, datasets, fitted PCAs) lives in
-:mod:`vaelab.app.state`, the list of checkpoints in :mod:`vaelab.app.catalogue`; figures come
-from :mod:`vaelab.viz`, drawing preprocessing from :mod:`vaelab.preprocess`.
+:func:`build` lays out the page: a one-line header, a line on which dataset is available, and
+one tab per module in :mod:`vaelab.app.tabs`, each holding its plain handlers (tests call them
+directly) above its ``render()``. State (loaded models, datasets, fitted PCAs) lives in
+:mod:`vaelab.app.state`, the list of checkpoints in :mod:`vaelab.app.catalogue`; the latent map
+drawn in the page in :mod:`vaelab.app.latent_canvas`; figures come from :mod:`vaelab.viz`,
+drawing preprocessing from :mod:`vaelab.preprocess`. :func:`launch_options` holds what
+``demo.launch`` needs (the page's script and style).
 
 Starts with no dataset and no network: every tab works from the shipped checkpoints and the
 artifacts evaluation cached beside them; with MNIST present (``VAELAB_DATA``), original images
@@ -19,26 +21,43 @@ from vaelab.app.catalogue import scan_checkpoints
 from vaelab.app.state import dataset_status, host_instructions
 from vaelab.app.tabs import draw, latent_map, models, sliders
 
+# Small type for secondary lines; a compact header so each tab's main figure fits a 1280×720
+# projector; on a phone the tab bar scrolls sideways instead of hiding tabs behind a menu.
+PAGE_CSS = """
+.vl-small, .vl-small p { font-size: 0.9em !important; }
+.vl-header h1 { font-size: 1.5em !important; margin: 0 !important; }
+.vl-header p { margin: 2px 0 0 0 !important; }
+@media (max-width: 640px) {
+  .tab-wrapper .tab-container { overflow-x: auto !important; flex-wrap: nowrap !important; }
+  .tab-wrapper .tab-container button { flex: 0 0 auto; }
+  .katex-display { overflow-x: auto; overflow-y: hidden; }
+}
+"""
+
+
+def launch_options() -> dict:
+    """What ``demo.launch(...)`` takes besides the server settings: the page's script and style."""
+    return {"js": draw.PAGE_JS, "css": PAGE_CSS}
+
 
 def build() -> gr.Blocks:
     """The whole app, over the checkpoints found now (``VAELAB_CHECKPOINTS`` or the shipped ones)."""
     cards = scan_checkpoints()
-    with gr.Blocks(title="vaelab: explore autoencoder latent spaces", js=draw.PAGE_JS) as demo:
-        gr.Markdown("# vaelab — inside an autoencoder's latent space\nPick a model, see where it puts "
-                    "each digit, drag its latent dimensions, or draw your own digit and watch every model "
-                    "rebuild it.")
-        status = gr.Markdown("**Data:** " + dataset_status())
-        with gr.Accordion("Running this app yourself?", open=False):
-            gr.Markdown(host_instructions())
+    with gr.Blocks(title="vaelab: explore autoencoder latent spaces") as demo:
+        status = gr.Markdown("# vaelab — inside an autoencoder's latent space\n" + dataset_status(),
+                             elem_classes=["vl-header"])
         map_load = latent_map.render(cards)
         sliders_load = sliders.render(cards)
         draw_load = draw.render()
         models.render(cards)
+        with gr.Accordion("Running this app yourself?", open=False):
+            gr.Markdown(host_instructions())
 
-        demo.load(lambda: "**Data:** " + dataset_status(), outputs=status, api_name="status")
+        demo.load(lambda: "# vaelab — inside an autoencoder's latent space\n" + dataset_status(),
+                  outputs=status, api_name="status")
         if map_load:
-            demo.load(latent_map.select_map_model, *map_load, api_name="init_latent_map")
+            demo.load(*map_load, api_name="init_latent_map")
         if sliders_load:
-            demo.load(sliders.setup_sliders, *sliders_load, api_name="init_sliders")
-        demo.load(draw.draw, *draw_load, api_name="init_draw")
+            demo.load(*sliders_load, api_name="init_sliders")
+        demo.load(*draw_load, api_name="init_draw")
     return demo

@@ -34,6 +34,11 @@ class Card:
     size: str = ""  # how big the latent is, for labels ("16-D", "discrete codes, K=512")
 
     @property
+    def short_label(self) -> str:
+        """``"vae-2d · 2-D"``: what a picker shows."""
+        return f"{self.name} · {self.size}"
+
+    @property
     def label(self) -> str:
         extra = f" — for: {self.purpose}" if self.purpose else ""
         data = "8×8 digits" if self.dataset == "digits" else self.dataset.upper()
@@ -88,7 +93,9 @@ def scan_checkpoints(folder: str | os.PathLike | None = None) -> list[Card]:
 
 
 def choices(cards: list[Card]) -> list[tuple[str, str]]:
-    return [(c.label, c.name) for c in cards]
+    """A picker's ``(label, name)`` pairs: short labels (name and latent size), detail shown
+    beside the picker once chosen."""
+    return [(c.short_label, c.name) for c in cards]
 
 
 def card(name: str) -> Card:

@@ -105,11 +105,10 @@ def dataset_status() -> str:
     """One line for visitors on what this server's data allows, without loading it. It names no
     setting and no path: those are for whoever hosts the app (:func:`host_instructions`)."""
     if mnist_available():
-        return ("The MNIST test images are on this server: the views show originals, their nearest "
-                "neighbours and PCA reconstructions beside each model's.")
-    return ("This server has no copy of MNIST: MNIST models show what their evaluation cached "
-            "(2-D maps, latents, scores) and still decode and draw; original test images, their "
-            "neighbours and PCA reconstructions are left out. The 8×8 digits models work in full.")
+        return ("The MNIST test images are on this server: originals, neighbours and PCA rebuilds "
+                "appear beside each model's.")
+    return ("This server has no copy of MNIST: MNIST models show what their evaluation cached and still "
+            "decode and draw, without original images or PCA; the 8×8 digits models work in full.")
 
 
 def host_instructions() -> str:

@@ -23,3 +23,19 @@ def model_picker(choices: list[tuple[str, str]], preferred, **kwargs) -> gr.Drop
 
 def fmt(v, digits=3) -> str:
     return f"{v:.{digits}f}" if isinstance(v, (int, float)) else "n/a"
+
+
+def keyed(fn, components: dict):
+    """Wire a handler that returns ``{name: value}`` to the components of those names: Gradio gets
+    ``{component: value}`` (names left out are not updated). Handlers stay plain functions that
+    tests read by name, and no handler returns a long positional tuple."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        unknown = set(out) - set(components)
+        if unknown:
+            raise KeyError(f"{fn.__name__} returned outputs with no component: {sorted(unknown)}")
+        return {components[k]: v for k, v in out.items()}
+    return wrapper

@@ -19,7 +19,8 @@ from vaelab import viz
 from vaelab.app import state
 from vaelab.app.catalogue import Card, scan_checkpoints
 from vaelab.app.state import load
-from vaelab.app.widgets import IMG, LATEX
+from vaelab.app import latent_canvas as canvas
+from vaelab.app.widgets import IMG, LATEX, keyed
 from vaelab.paths import checkpoints_dir, classifier_dir
 from vaelab.preprocess import is_blank, preprocess, sketch_to_ink
 
@@ -154,17 +155,18 @@ def pca2_rebuild(plan: DrawPlan, x: torch.Tensor) -> torch.Tensor | None:
 
 
 @torch.no_grad()
-def draw(value, chosen: list[str] | None = None):
-    """A drawing and the names of the models (and PCA-2) that should rebuild it -> (model input
-    image, [(reconstruction, caption)], latent map figure, classifier reading, message). Empty or
-    cleared drawings give a message, not an error; ``chosen=None`` is the default set."""
+def draw(value, chosen: list[str] | None = None) -> dict:
+    """A drawing and the names of the models (and PCA-2) that should rebuild it -> ``seen`` (the
+    image the models get), ``recons`` ([(reconstruction, caption)]), ``map`` (where it lands in a
+    2-D latent, with its posterior's ±2σ ellipse for a VAE), the classifier's ``reading`` and a
+    ``message``. Empty or cleared drawings give a message, not an error; ``chosen=None`` is the
+    default set."""
     plan = draw_plan()
     chosen = plan.default() if chosen is None else [n for n in chosen if n in plan.choices()]
     ink = sketch_to_ink(value)
-    map_card = plan.map_card
     if is_blank(ink):
-        fig = _draw_map(map_card, None)
-        return viz.placeholder_image(), [], fig, "", EMPTY_DRAWING
+        return {"seen": viz.placeholder_image("Draw a digit: this is where the image the models see appears"),
+                "recons": [], "map": _map_value(plan, None), "reading": "", "message": EMPTY_DRAWING}
     x = torch.from_numpy(preprocess(ink, plan.image_shape))
     gallery, notes = [], []
     by_name = {c.name: c for c in plan.candidates}
@@ -181,9 +183,6 @@ def draw(value, chosen: list[str] | None = None):
             label = f"{name} ({c.size})"
         err = float(((rec - x) ** 2).mean())
         gallery.append((viz.to_display(rec[0], 160), f"{label}: MSE {err:.3f}"))
-    point = None
-    if map_card is not None:
-        point = load(map_card.name).model.encode(x).flat()[0].numpy()
     size = f"{plan.image_shape[-2]}×{plan.image_shape[-1]}"
     if not chosen:
         msg = "Pick at least one model below to rebuild the drawing."
@@ -192,16 +191,39 @@ def draw(value, chosen: list[str] | None = None):
                "through two numbers; compare them with the high-capacity models.")
     if notes:
         msg += " " + "; ".join(notes) + "."
-    return viz.to_display(x[0]), gallery, _draw_map(map_card, point), classify(x), msg
+    return {"seen": viz.to_display(x[0]), "recons": gallery, "map": _map_value(plan, x),
+            "reading": classify(x), "message": msg}
 
 
-def _draw_map(c: Card | None, point):
-    if c is None:
-        return viz.empty_figure("no 2-D model shipped for this image size")
-    m = load(c.name)
-    where = "" if point is None else f": your drawing at ({point[0]:.2f}, {point[1]:.2f})"
-    return viz.drawing_map_figure(m.arrays["coords_model"], m.labels, point,
-                                  f"Where it lands in {c.name}'s 2-D latent{where}")
+@torch.no_grad()
+def where_it_lands(plan: DrawPlan, x: torch.Tensor) -> dict | None:
+    """The drawing in the 2-D map model's latent: ``{"mu", "sigma"}`` (σ from a VAE's posterior,
+    0 for a deterministic encoder)."""
+    if plan.map_card is None:
+        return None
+    m = load(plan.map_card.name)
+    ell = canvas.posterior_ellipse(m, x)
+    if ell is not None:
+        return ell
+    z = m.model.encode(x).flat()[0, :2]
+    return {"mu": [float(v) for v in z], "sigma": [0.0, 0.0]}
+
+
+def _map_value(plan: DrawPlan, x: torch.Tensor | None) -> str:
+    if plan.map_card is None:
+        return ""
+    drawing = None if x is None else where_it_lands(plan, x)
+    return canvas.map_value(plan.map_card.name, "latent", None, drawing=drawing, panels=1, pickable=False,
+                            pad=False)
+
+
+def map_heading(plan: DrawPlan) -> str:
+    if plan.map_card is None:
+        return "No 2-D model is shipped for this image size, so there is no map to place the drawing in."
+    c = plan.map_card
+    what = "its posterior's ±2σ ellipse" if c.variational else "its code"
+    return (f"**Where it lands** in {c.name}'s 2-D latent (red star: your drawing, with {what}). "
+            "Hover a dot to see which test digit sits there.")
 
 
 # --- layout and wiring -------------------------------------------------------------------------
@@ -218,7 +240,9 @@ def render():
                 seen = gr.Image(label="what the models see", elem_id="seen", **IMG)
                 message = gr.Markdown(EMPTY_DRAWING)
                 reading = gr.Markdown()
-            latent_map = gr.Plot(label="the drawing in a 2-D latent", elem_id="draw-map", scale=4)
+            with gr.Column(scale=4):
+                gr.Markdown(map_heading(draw_plan()), elem_classes=["vl-small"])
+                latent_map = canvas.latent_canvas(elem_id="draw-map", label="the drawing in a 2-D latent")
         recons = gr.Gallery(label="reconstructions (each model's rebuild of the image above)", columns=6,
                             height=240, object_fit="contain", allow_preview=False, fit_columns=False,
                             elem_id="recons")
@@ -227,8 +251,8 @@ def render():
                                   label="Who rebuilds your drawing (the default pairs two-number bottlenecks "
                                         "with high-capacity models)")
 
-    outputs = [seen, recons, latent_map, reading, message]
+    c = {"seen": seen, "recons": recons, "map": latent_map, "reading": reading, "message": message}
     inputs = [pad, chosen]
-    gr.on([pad.change, chosen.input], draw, inputs, outputs, api_name="draw", show_progress="hidden",
-          trigger_mode="always_last")
-    return inputs, outputs
+    gr.on([pad.change, chosen.input], keyed(draw, c), inputs, list(c.values()), api_name="draw",
+          show_progress="hidden", trigger_mode="always_last")
+    return keyed(draw, c), inputs, list(c.values())

@@ -14,11 +14,14 @@ import numpy as np
 import torch
 
 from vaelab import viz
+from vaelab.app import latent_canvas as canvas
 from vaelab.app.catalogue import Card, choices
 from vaelab.app.state import Loaded, decode, load, pca_for, test_image
-from vaelab.app.widgets import IMG, LATEX, default_choice, fmt, model_picker
+from vaelab.app.widgets import IMG, LATEX, default_choice, fmt, keyed, model_picker
 
-PROJ_LATENT, PROJ_PCA, PROJ_UMAP = "the latent itself (2-D)", "PCA of the latent", "UMAP of the latent (cached)"
+PROJ_LATENT, PROJ_PCA, PROJ_UMAP = "the latent (2-D)", "PCA", "UMAP"
+VIEW_OF = {PROJ_LATENT: "latent", PROJ_PCA: "pca", PROJ_UMAP: "umap"}
+PROJ_OF = {v: k for k, v in VIEW_OF.items()}
 PREFERRED_MODELS = ("vae-2d", "ae-2d", "digits-vae-2d", "digits-ae-2d")  # the first one shipped is shown
 
 
@@ -69,45 +72,21 @@ def pca_reconstruct(m: Loaded, i: int) -> tuple[np.ndarray | None, str]:
 
 
 def projection_choices(m: Loaded) -> list[str]:
-    if m.arrays["coords_model"].shape[1] == 2 and m.card.latent_dim == 2:
-        return [PROJ_LATENT]
-    out = [PROJ_PCA]
-    if "coords_model_umap" in m.arrays:
-        out.append(PROJ_UMAP)
-    return out
+    """The 2-D views that apply to this model, as the radio names them."""
+    return [PROJ_OF[v] for v in canvas.available_views(m)]
+
+
+def projection_for(m: Loaded, projection: str | None) -> str:
+    """The view to show: ``projection`` when it applies, else the model's default (UMAP when
+    evaluation cached it for a latent of more than two numbers)."""
+    return PROJ_OF[canvas.resolve_view(m, VIEW_OF.get(projection))]
 
 
 def views_note(m: Loaded, options: list[str]) -> str:
     """Which 2-D views apply to this model (the radio lists all three)."""
     if options == [PROJ_LATENT]:
         return f"{m.card.name} has a 2-D latent: the map is the latent itself."
-    return f"{m.card.name} has a {m.card.latent_dim}-D latent: choose " + " or ".join(options) + "."
-
-
-def map_titles(m: Loaded, projection: str) -> tuple[str, str]:
-    emb = m.metrics.get("embedding", {})
-    k = emb.get("knn_k", 5)
-    key = "model_umap" if projection == PROJ_UMAP else "model"
-    what = {PROJ_LATENT: "latent", PROJ_PCA: "latent, PCA to 2-D", PROJ_UMAP: "latent, UMAP to 2-D"}[projection]
-    return (f"{m.card.name} ({what}): {k}-NN acc {fmt(emb.get('knn_' + key))}, "
-            f"trust {fmt(emb.get('trust_' + key))}",
-            f"PCA of the pixels: {k}-NN acc {fmt(emb.get('knn_pca'))}, trust {fmt(emb.get('trust_pca'))}")
-
-
-def map_coords(m: Loaded, projection: str) -> np.ndarray:
-    return m.arrays["coords_model_umap" if projection == PROJ_UMAP and "coords_model_umap" in m.arrays
-                    else "coords_model"]
-
-
-def map_figure(name: str, projection: str, index: int):
-    m = load(name)
-    if projection not in projection_choices(m):
-        projection = projection_choices(m)[0]
-    i = int(np.clip(int(index or 0), 0, m.n_test - 1))
-    axes = ("z₁", "z₂") if projection == PROJ_LATENT else ((("PC 1", "PC 2") if projection == PROJ_PCA
-                                                             else ("UMAP 1", "UMAP 2")))
-    return viz.latent_map_figure(map_coords(m, projection), m.arrays["coords_pca"], m.labels,
-                                 map_titles(m, projection), picked=i, axis_titles=(axes, ("PC 1", "PC 2")))
+    return f"{m.card.name}: {latent_words(m)[0]}; choose " + " or ".join(options) + "."
 
 
 @torch.no_grad()
@@ -154,9 +133,9 @@ def nearest_neighbours(m: Loaded, i: int, k: int = 8) -> tuple[np.ndarray, list[
     return viz.strip([im[0] for im in images], pixels_per_image=84), nearest
 
 
-def pick(name: str, index: int):
-    """Images for test image ``index``: original, model reconstruction, PCA reconstruction,
-    its nearest neighbours in the latent (strip), caption."""
+def pick(name: str, index: int) -> dict:
+    """Images for test image ``index``: ``original``, ``model_recon``, ``pca_recon``, its
+    ``neighbours`` in the latent (a strip) and a ``caption``; a missing image is a panel saying why."""
     m = load(name)
     i = int(np.clip(int(index or 0), 0, m.n_test - 1))
     x = test_image(m, i)
@@ -177,9 +156,14 @@ def pick(name: str, index: int):
     parts.append(f"Its {len(nearest)} nearest test images {neighbour_space(m)[1]}: {same} of them are {digit}s"
                  + (" (shown below)." if strip is not None else
                     f" ({', '.join(str(int(m.labels[j])) for j in nearest)}; images need the dataset)."))
-    show = lambda im: viz.placeholder_image() if im is None else viz.to_display(im)  # noqa: E731
-    neighbours = strip if strip is not None else viz.strip(np.full((len(nearest), 8, 8), 0.25), 84)
-    return show(x), show(rec), show(pca), neighbours, " ".join(parts)
+    missing = {"original": f"The original is not on this server (no {m.card.dataset.upper()} here)",
+               "model": "No reconstruction: " + how, "pca": "No PCA reconstruction: " + pca_how}
+    show = lambda im, why: viz.placeholder_image(why) if im is None else viz.to_display(im)  # noqa: E731
+    neighbours = strip if strip is not None else viz.placeholder_image(
+        f"The nearest images need the {m.card.dataset.upper()} test images (their digits are in the caption)",
+        84, width=len(nearest) * 84)
+    return {"original": show(x, missing["original"]), "model_recon": show(rec, missing["model"]),
+            "pca_recon": show(pca, missing["pca"]), "neighbours": neighbours, "caption": " ".join(parts)}
 
 
 def latent_words(m: Loaded) -> tuple[str, str]:
@@ -199,53 +183,103 @@ def latent_words(m: Loaded) -> tuple[str, str]:
     return f"{article} {d}-D latent", f"\\mathbb{{R}}^{{{d}}}"
 
 
-def latent_map_markdown(m: Loaded) -> str:
+
+
+SUMMARY = ("**Each dot is a test digit, placed where the model puts it.** Hover a dot to see the digit, "
+           "click it to compare how the model and PCA rebuild it; on a 2-D model, drag anywhere in the "
+           "left map to see what the decoder draws there.")
+
+
+def about_model(m: Loaded) -> str:
+    """One line on the chosen model (its label in the picker is short)."""
+    purpose = f" Shipped for: {m.card.purpose}." if m.card.purpose else ""
+    return f"**{m.card.name}** — {m.card.description} ({latent_words(m)[0]}).{purpose}"
+
+
+def live_numbers(m: Loaded) -> str:
+    """The model's test-set numbers, kept under the map."""
     emb, rec = m.metrics.get("embedding", {}), m.metrics.get("reconstruction", {})
+    pca_d, _ = pca_size(m)
+    k = emb.get("knn_k", 5)
+    return (f"**{m.card.name}, test set:** reconstruction error (MSE per pixel) {fmt(rec.get('mse'), 4)} vs "
+            f"PCA-{rec.get('pca_dims', pca_d)} {fmt(rec.get('pca_mse'), 4)} (ratio {fmt(rec.get('mse_ratio_to_pca'), 2)}) · "
+            f"{k}-NN accuracy in the full latent {fmt(emb.get('knn_latent_full'))}")
+
+
+def latent_map_markdown(m: Loaded) -> str:
+    """The formulas and what the scores mean (in an accordion under the map)."""
     d = m.card.latent_dim
     words, space = latent_words(m)
     flat_2d = m.info.latent == "continuous" and d == 2
-    pca_d, _ = pca_size(m)
+    emb = m.metrics.get("embedding", {})
+    k = emb.get("knn_k", 5)
     return "\n".join([
-        f"**What you see.** Each dot is one of {m.n_test:,} test images (up to {viz.MAX_POINTS:,} drawn), coloured "
-        f"by its digit. Left: where **{m.card.name}** puts it ({words}"
+        f"Left: where **{m.card.name}** puts each of the {m.n_test:,} test images ({words}"
         + ("" if flat_2d else ", projected to 2-D") + "). Right: the first two principal components of the "
-        "same images' pixels — the best *linear* 2-D view. Move the slider to pick an image and compare "
-        "how the model and PCA with the same number of dimensions rebuild it.",
+        "same images' pixels — the best *linear* 2-D view.",
         "",
         "$$\\text{PCA: } \\hat x = \\bar x + W_d W_d^{\\top}(x-\\bar x) \\qquad "
         "\\text{autoencoder: } \\hat x = g_\\theta\\big(f_\\phi(x)\\big),\\; z = f_\\phi(x) \\in " + space + "$$",
         "",
-        f"**Live numbers** (test set, from `metrics.json`): reconstruction MSE per pixel "
-        f"{fmt(rec.get('mse'), 4)} vs PCA-{rec.get('pca_dims', pca_d)} {fmt(rec.get('pca_mse'), 4)} "
-        f"(ratio {fmt(rec.get('mse_ratio_to_pca'), 2)}); {emb.get('knn_k', 5)}-NN accuracy in the full latent "
-        f"{fmt(emb.get('knn_latent_full'))}. *k-NN accuracy*: how often the {emb.get('knn_k', 5)} nearest training "
-        "points share the digit. *Trustworthiness* (1 = no false neighbours): "
+        f"*{k}-NN accuracy*: how often the {k} nearest training points share the digit. "
+        "*Trustworthiness* (1 = no false neighbours in the 2-D view): "
         "$T(k)=1-\\frac{2}{nk(2n-3k-1)}\\sum_i\\sum_{j\\in U_k(i)}\\big(r(i,j)-k\\big)$.",
+        "",
+        "For a VAE the encoder gives a distribution, not a point: $q_\\phi(z\\mid x)=\\mathcal N(\\mu,\\,"
+        "\\mathrm{diag}\\,\\sigma^2)$. On a 2-D VAE the dashed ellipse around the picked image is "
+        "$\\mu \\pm 2\\sigma$, where about 86 % of its codes fall.",
     ])
 
 
-def select_map_model(name: str, projection: str | None, index: int):
-    """Switching models: the figure, the manifold, the explanation, the picked images and the
-    updated controls (projection choices, index range). Uses only cached coordinates."""
+def map_value(m: Loaded, projection: str, i: int) -> str:
+    """The map's value for test image ``i`` picked: with its posterior ellipse on a 2-D VAE."""
+    return canvas.map_value(m.card.name, VIEW_OF[projection], i,
+                            ellipse=canvas.posterior_ellipse(m, test_image(m, i)))
+
+
+def _index(m: Loaded, index) -> int:
+    try:
+        i = int(index or 0)
+    except (TypeError, ValueError, OverflowError):
+        raise gr.Error(f"A test image is picked by its number, 0 to {m.n_test - 1}; {index!r} is not one.")
+    return int(np.clip(i, 0, m.n_test - 1))
+
+
+def select_map_model(name: str, projection: str | None, index) -> dict:
+    """Switching models or views: the map, the view control, the picker's range, the words and
+    numbers, the picked image's row and (2-D latents) the decoded manifold. Only cached data."""
     m = load(name)
     options = projection_choices(m)
-    projection = projection if projection in options else options[0]
-    i = int(np.clip(int(index or 0), 0, m.n_test - 1))
+    projection = projection_for(m, projection)
+    i = _index(m, index)
     grid, grid_caption = manifold(name, int(m.labels[i]))
-    original, rec, pca, neighbours, caption = pick(name, i)
     # the radio keeps all three choices: a request that still carries the previous model's view
     # (a switch can send two) must pass Gradio's check of the value against the choices; the
     # view that applies is chosen here and sent back
-    return (map_figure(name, projection, i),
-            gr.update(value=projection, interactive=len(options) > 1, info=views_note(m, options)),
-            gr.update(maximum=m.n_test - 1, value=i),
-            latent_map_markdown(m), original, rec, pca, neighbours, caption,
-            gr.update(value=grid, visible=grid is not None), grid_caption)
+    return {"map": map_value(m, projection, i),
+            "projection": gr.update(value=projection, interactive=len(options) > 1, info=views_note(m, options)),
+            "index": gr.update(maximum=m.n_test - 1, value=i),
+            "about": about_model(m), "numbers": live_numbers(m), "formulas": latent_map_markdown(m),
+            **pick(name, i),
+            "grid": gr.update(value=grid, visible=grid is not None), "grid_caption": grid_caption}
 
 
-def pick_point(name: str, projection: str, index: int):
-    """Picking a test image: the figure with its star, the three images, the neighbours, the caption."""
-    return (map_figure(name, projection, index), *pick(name, index))
+def pick_point(name: str, projection: str | None, index) -> dict:
+    """Picking a test image by its number: the map's marker (and ellipse) and the image row."""
+    m = load(name)
+    i = _index(m, index)
+    return {"map": map_value(m, projection_for(m, projection), i), **pick(name, i)}
+
+
+def map_clicked(value, name: str, projection: str | None) -> dict:
+    """A point clicked in the map (its value carries the pick): the image row, the picker and
+    the ellipse. A value for another model (a switch in flight) changes nothing."""
+    v = canvas.read_value(value)
+    if v.get("model") != name or v.get("pick") is None:
+        return {}
+    m = load(name)
+    i = _index(m, v.get("pick"))
+    return {"map": map_value(m, projection_for(m, projection), i), "index": i, **pick(name, i)}
 
 
 # --- layout and wiring -------------------------------------------------------------------------
@@ -264,33 +298,39 @@ def render(cards: list[Card]):
     :func:`select_map_model`, or ``None`` when there is no checkpoint to show."""
     options = model_choices(cards)
     with gr.Tab("Latent map"):
-        with gr.Row():
-            model = model_picker(options, PREFERRED_MODELS, label="Model (grouped by family)", scale=3,
-                                 elem_id="map-model")
+        gr.Markdown(SUMMARY)
+        with gr.Row(equal_height=False):
+            model = model_picker(options, PREFERRED_MODELS, label="Model", scale=2, elem_id="map-model")
             projection = gr.Radio([PROJ_LATENT, PROJ_PCA, PROJ_UMAP], value=PROJ_LATENT,
-                                  label="2-D view of the latent", scale=2)
-        plot = gr.Plot(label="Test images in the model's latent (left) and in PCA of the pixels (right)",
-                       elem_id="map-plot")
-        index = gr.Slider(0, 100, value=0, step=1, label="Pick a test image (its star moves in both maps)")
+                                  label="2-D view of the latent", scale=3, elem_id="map-view")
+            index = gr.Slider(0, 100, value=0, step=1, label="Test image # (or click a dot)", scale=2,
+                              elem_id="map-index")
+        c = {"model": model, "projection": projection, "index": index}
+        c["about"] = gr.Markdown(elem_classes=["vl-small"])
+        c["map"] = canvas.latent_canvas(elem_id="map-canvas", label="latent map")
+        c["numbers"] = gr.Markdown(elem_classes=["vl-small"], latex_delimiters=LATEX)
         with gr.Row():
-            original = gr.Image(label="original", **IMG)
-            model_recon = gr.Image(label="model's reconstruction", **IMG)
-            pca_recon = gr.Image(label="PCA's reconstruction (same size of code)", **IMG)
-        neighbours = gr.Image(label="nearest test images (see the caption for where)", height=100, buttons=[],
-                              interactive=False, type="numpy")
-        pick_caption = gr.Markdown()
-        explanation = gr.Markdown(latex_delimiters=LATEX)
-        with gr.Row():
-            grid = gr.Image(label="decoded manifold over the latent plane", height=480, width=480,
-                            buttons=[], interactive=False, image_mode="L", type="numpy")
-            grid_caption = gr.Markdown()
+            c["original"] = gr.Image(label="original", **IMG)
+            c["model_recon"] = gr.Image(label="model's reconstruction", **IMG)
+            c["pca_recon"] = gr.Image(label="PCA's reconstruction (same size of code)", **IMG)
+        c["neighbours"] = gr.Image(label="nearest test images (see the caption for where)", height=100, buttons=[],
+                                   interactive=False, type="numpy")
+        c["caption"] = gr.Markdown()
+        with gr.Accordion("The formulas, and what the scores mean", open=False):
+            c["formulas"] = gr.Markdown(latex_delimiters=LATEX)
+        with gr.Accordion("The decoded manifold: a grid over the 2-D latent", open=False):
+            with gr.Row():
+                c["grid"] = gr.Image(label="decoded manifold over the latent plane", height=480, width=480,
+                                     buttons=[], interactive=False, image_mode="L", type="numpy")
+                c["grid_caption"] = gr.Markdown()
 
-    outputs = [plot, projection, index, explanation, original, model_recon, pca_recon, neighbours, pick_caption,
-               grid, grid_caption]
+    outputs = [v for k, v in c.items() if k != "model"]
     inputs = [model, projection, index]
-    model.input(select_map_model, inputs, outputs, api_name="latent_map")
-    projection.input(select_map_model, inputs, outputs, api_name="latent_map_projection")
-    index.input(pick_point, [model, projection, index],
-                [plot, original, model_recon, pca_recon, neighbours, pick_caption],
-                api_name="pick_point", show_progress="hidden", trigger_mode="always_last")
-    return (inputs, outputs) if default_model(cards) else None
+    model.input(keyed(select_map_model, c), inputs, outputs, api_name="latent_map")
+    projection.input(keyed(select_map_model, c), inputs, outputs, api_name="latent_map_projection")
+    pick_outputs = [c[k] for k in ("map", "original", "model_recon", "pca_recon", "neighbours", "caption")]
+    index.input(keyed(pick_point, c), inputs, pick_outputs, api_name="pick_point", show_progress="hidden",
+                trigger_mode="always_last")
+    c["map"].input(keyed(map_clicked, c), [c["map"], model, projection], pick_outputs + [index],
+                   api_name="map_clicked", show_progress="hidden", trigger_mode="always_last")
+    return (keyed(select_map_model, c), inputs, outputs) if default_model(cards) else None

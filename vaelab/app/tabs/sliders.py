@@ -16,7 +16,7 @@ import torch
 from vaelab import viz
 from vaelab.app.catalogue import Card, choices
 from vaelab.app.state import Loaded, decode, load
-from vaelab.app.widgets import IMG, LATEX, default_choice, model_picker
+from vaelab.app.widgets import IMG, LATEX, default_choice, keyed, model_picker
 from vaelab.metrics import ACTIVE_UNIT_THRESHOLD, KL_INACTIVE_NATS
 
 MAX_SLIDERS = 32  # the sliders tab shows the 32 dimensions with most KL
@@ -102,10 +102,11 @@ def elbo_markdown(m: Loaded) -> str:
     return "\n".join(lines)
 
 
-def setup_sliders(name: str, start: str, index: int, label: int):
-    """Choosing a model or a starting point: the explanation, the decoded image, the traversal's
-    dimension choices, the label and start-image controls, the three strips (traversal, prior
-    samples, interpolation to the next test image), 8 slider-row and 32 slider updates."""
+def setup_sliders(name: str, start: str, index: int, label: int) -> dict:
+    """Choosing a model or a starting point, by output name: the ``explanation``, the ``decoded``
+    image, the traversal's ``dim`` choices, the ``label`` and ``start_index`` controls, the three
+    strips (``traversal``, ``samples``, ``interpolation`` to the next test image), and updates for
+    ``row_0``…``row_7`` and ``z_0``…``z_31`` (the sliders, most KL first)."""
     m = load(name)
     if not m.card.has_sliders:
         raise gr.Error(f"{name} has no Gaussian latent with per-dimension KL; pick a VAE.")
@@ -128,11 +129,13 @@ def setup_sliders(name: str, start: str, index: int, label: int):
     dim_choices = [(dim_label(m, d), d) for d in dims]
     extra = (f" The first {MAX_SLIDERS} of {m.card.latent_dim} dimensions by KL are shown; the rest stay at 0."
              if m.card.latent_dim > MAX_SLIDERS else "")
-    strips = (traverse(name, label, dims[0], *values), sample_prior(name, label, 0),
-              interpolate(name, i, (i + 1) % m.n_test, label))
-    return (elbo_markdown(m) + extra, image, gr.update(choices=dim_choices, value=dims[0]),
-            gr.update(visible=m.info.conditional, value=label),
-            gr.update(maximum=m.n_test - 1, value=i), *strips, *rows, *updates)
+    return {"explanation": elbo_markdown(m) + extra, "decoded": image,
+            "dim": gr.update(choices=dim_choices, value=dims[0]),
+            "label": gr.update(visible=m.info.conditional, value=label),
+            "start_index": gr.update(maximum=m.n_test - 1, value=i),
+            "traversal": traverse(name, label, dims[0], *values), "samples": sample_prior(name, label, 0),
+            "interpolation": interpolate(name, i, (i + 1) % m.n_test, label),
+            **{f"row_{r}": u for r, u in enumerate(rows)}, **{f"z_{j}": u for j, u in enumerate(updates)}}
 
 
 def traverse(name: str, label: int, dim: int, *values, steps: int = 9) -> np.ndarray:
@@ -215,11 +218,13 @@ def render(cards: list[Card]):
         interpolation = gr.Image(label="interpolation", height=130, buttons=[], interactive=False, type="numpy")
 
     setup_inputs = [model, start, start_index, label]
-    setup_outputs = [elbo_md, decoded, dim, label, start_index, traversal, samples, interpolation,
-                     *slider_rows, *sliders]
+    c = {"explanation": elbo_md, "decoded": decoded, "dim": dim, "label": label, "start_index": start_index,
+         "traversal": traversal, "samples": samples, "interpolation": interpolation,
+         **{f"row_{r}": row for r, row in enumerate(slider_rows)}, **{f"z_{j}": s for j, s in enumerate(sliders)}}
+    setup = keyed(setup_sliders, c)
     for trigger, name in ((model.input, "sliders_model"), (start.input, "sliders_start"),
                           (start_index.release, "sliders_start_image")):
-        trigger(setup_sliders, setup_inputs, setup_outputs, api_name=name)
+        trigger(setup, setup_inputs, list(c.values()), api_name=name)
     gr.on([s.input for s in sliders] + [label.input], decode_sliders, [model, label, *sliders],
           decoded, api_name="decode", show_progress="hidden", trigger_mode="always_last",
           concurrency_limit=4, concurrency_id="decode")
@@ -231,4 +236,4 @@ def render(cards: list[Card]):
                      concurrency_id="decode")
     interp_btn.click(interpolate, [model, interp_a, interp_b, label], interpolation,
                      api_name="interpolate", concurrency_id="decode")
-    return (setup_inputs, setup_outputs) if default_model(cards) else None
+    return (setup, setup_inputs, list(c.values())) if default_model(cards) else None
