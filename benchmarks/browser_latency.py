@@ -14,9 +14,13 @@ as the page's worst freeze.
 
     python benchmarks/browser_latency.py [--reps 7] [--data-dir ../shared/data] [--out FILE]
 
-Results go to ``benchmarks/results/browser_latency.json`` (and a table on stdout). The actions
-measured are the ones the app has today: pick a test image by typing its index, switch model in
-the latent map (warm), move a latent slider, draw a stroke; each row names the element watched.
+Results go to ``benchmarks/results/browser_latency.json`` (and a table on stdout). Actions: pick a
+test image (typed index; a click on a point, until the marker moves and until the image row
+shows it), hover a point until its thumbnail shows, drag in the latent pad until the decoded image
+changes, switch model (the first time for each shipped model, and warm between two), move a latent
+slider, draw a stroke; and the longest freeze while dragging the pad, moving over the points and
+dragging a slider. Each row names the element watched. The map's canvas changes no DOM when it
+repaints, so the page sets the map root's ``data-drawn`` attribute right after each repaint.
 """
 
 from __future__ import annotations
@@ -119,36 +123,118 @@ def measure_trivial(browser, url: str, reps: int, quiet: int) -> list[float]:
     return out
 
 
-def measure_app(browser, url: str, reps: int, quiet: int) -> dict[str, list]:
+MAP = "#map-canvas .lc"
+
+
+def point(page, i: int, panel: int = 0) -> dict:
+    return page.locator(MAP).evaluate("(root, [k, i]) => root.pointOnScreen(k, i)", [panel, i])
+
+
+def choose(page, name: str) -> None:
+    """Open the latent map's model picker and press on ``name``'s option (a mouse-down selects;
+    the list scrolls while it opens, so a full click may find it moving)."""
+    page.locator("#map-model input").click()
+    labels = page.locator("ul[role=listbox] li").all_inner_texts()
+    label = next(t.strip() for t in labels if t.strip().startswith(name + " ·"))
+    page.get_by_role("option", name=label, exact=True).dispatch_event("mousedown")
+
+
+def shown_key(page) -> str:
+    return page.locator(MAP).get_attribute("data-key") or ""
+
+
+def longest_task(page, action) -> float:
+    page.evaluate(LONG_TASKS)
+    action()
+    page.wait_for_timeout(1000)
+    return max(page.evaluate("window.__long") or [0])
+
+
+def measure_app(browser, url: str, reps: int, quiet: int, first_switch: int) -> dict[str, list]:
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(120_000)
     page.goto(url)
-    page.wait_for_selector("#map-plot .js-plotly-plot", timeout=180_000)
-    page.wait_for_timeout(1000)
+    page.wait_for_selector(MAP + "[data-state=ready]", timeout=180_000)
+    page.wait_for_timeout(1500)
     results: dict[str, list] = {}
+    freeze = "longest main-thread task while "
 
-    # pick a test image: type its index into the picker's number box -> the map's star moves
-    picker = page.locator("input[type=number]").first  # the latent map's image picker comes first
-    results["pick test image (type index + Enter) -> #map-plot"] = [
-        timed(page, "#map-plot", lambda k=k: (picker.fill(str(10 + k)), picker.press("Enter")), quiet)
+    # pick a test image by typing its index -> the map's marker moves
+    picker = page.locator("#map-index input[type=number]")
+    results["pick: type an index + Enter -> marker moved (#map-canvas)"] = [
+        timed(page, "#map-canvas", lambda k=k: (picker.fill(str(10 + k)), picker.press("Enter")), quiet)
         for k in range(reps)]
 
-    # switch model (warm) between two 2-D maps: open the picker and press on the model's option
-    # (a mouse-down selects; the list scrolls while it opens, so a full click may find it moving)
-    def choose(name: str) -> None:
-        page.locator("#map-model input").click()
-        labels = page.locator("ul[role=listbox] li").all_inner_texts()
-        label = next(t.strip() for t in labels if f"] {name} ·" in t)
-        page.get_by_role("option", name=label, exact=True).dispatch_event("mousedown")
+    # pick by clicking a point: the marker is drawn by the page; the image row follows from the server
+    def click(i):
+        at = point(page, i)
+        page.mouse.click(at["x"], at["y"])
+    results["pick: click a point -> marker moved (#map-canvas)"] = [
+        timed(page, "#map-canvas", lambda k=k: click(300 + 7 * k), quiet) for k in range(reps)]
+    page.wait_for_timeout(1000)
+    results["pick: click a point -> its reconstruction shown (model's image)"] = [
+        timed(page, "#map-recon", lambda k=k: click(500 + 7 * k), quiet) for k in range(reps)]
+    page.wait_for_timeout(1000)
 
+    # hover a point never hovered before -> its thumbnail
+    def hover(i):
+        at = point(page, i)
+        page.mouse.move(at["x"], at["y"])
+    page.mouse.move(5, 5)
+    results["hover a point -> thumbnail shown (.lc-tip)"] = []
+    for k in range(reps):
+        page.mouse.move(5, 5)
+        page.wait_for_timeout(200)
+        results["hover a point -> thumbnail shown (.lc-tip)"].append(
+            timed(page, "#map-canvas .lc-tip", lambda k=k: hover(1000 + 13 * k), quiet))
+    page.mouse.move(5, 5)
+
+    # the latent pad: press in the 2-D latent and drag -> the decoded image at the new z
+    box = page.locator("#map-canvas .lc-over").first.bounding_box()
+    results["latent pad: drag -> decoded image (.lc-pad)"] = []
+    for k in range(reps):
+        x0, y0 = box["x"] + box["width"] * (0.2 + 0.08 * k), box["y"] + box["height"] * 0.15
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        results["latent pad: drag -> decoded image (.lc-pad)"].append(
+            timed(page, "#map-canvas .lc-pad", lambda: page.mouse.move(x0 + 25, y0 + 10, steps=2), quiet))
+        page.mouse.up()
+        page.wait_for_timeout(300)
+
+    def drag_pad():
+        page.mouse.move(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.5)
+        page.mouse.down()
+        for j in range(60):
+            page.mouse.move(box["x"] + box["width"] * (0.1 + 0.013 * j),
+                            box["y"] + box["height"] * (0.5 + 0.3 * ((j % 20) / 20 - 0.5)), steps=1)
+            page.wait_for_timeout(16)
+        page.mouse.up()
+    results[freeze + "dragging in the latent pad (ms)"] = [longest_task(page, drag_pad)]
+
+    def sweep_hover():
+        for j in range(60):
+            page.mouse.move(box["x"] + box["width"] * (0.1 + 0.013 * j), box["y"] + box["height"] * 0.6)
+            page.wait_for_timeout(16)
+    results[freeze + "moving over the map's points (ms)"] = [longest_task(page, sweep_hover)]
+
+    # switching model: the first switch to models the page has not shown (cold in server and page),
+    # then warm switches between two 2-D maps
+    from vaelab.app.catalogue import scan_checkpoints
+    names = [c.name for c in scan_checkpoints()]
+    cold = [n for n in names if n not in ("vae-2d",)][:first_switch]
+    results["switch model, first time for each model -> map redrawn (#map-canvas)"] = []
+    for name in cold:
+        ms = timed(page, "#map-canvas", lambda name=name: choose(page, name), quiet, timeout=60_000)
+        assert shown_key(page).startswith(name + "|"), f"the switch to {name} did not happen: {shown_key(page)}"
+        results["switch model, first time for each model -> map redrawn (#map-canvas)"].append(ms)
+        page.wait_for_timeout(300)
     pair = ["ae-2d", "vae-2d"]
     for name in pair:  # warm both
-        choose(name)
-        page.wait_for_timeout(5000)
-    results["switch model in the latent map (warm, ae-2d <-> vae-2d) -> #map-plot"] = [
-        timed(page, "#map-plot", lambda k=k: choose(pair[k % 2]), quiet) for k in range(reps)]
-    shown = page.locator("#map-plot .annotation-text").first.text_content()
-    assert shown.startswith(pair[(reps - 1) % 2] + " "), f"the switch did not happen: the map shows {shown!r}"
+        choose(page, name)
+        page.wait_for_timeout(3000)
+    results["switch model (warm, ae-2d <-> vae-2d) -> map redrawn (#map-canvas)"] = [
+        timed(page, "#map-canvas", lambda k=k: choose(page, pair[k % 2]), quiet) for k in range(reps)]
+    assert shown_key(page).startswith(pair[(reps - 1) % 2] + "|"), f"the switch did not happen: {shown_key(page)}"
 
     # latent slider -> decoded image
     page.get_by_role("tab", name="Latent sliders").click()
@@ -160,21 +246,22 @@ def measure_app(browser, url: str, reps: int, quiet: int) -> dict[str, list]:
         for k in range(reps)]
 
     # dragging the slider: the longest main-thread task while the thumb moves
-    page.evaluate(LONG_TASKS)
     track = page.locator("#z-slider-0 input[type=range]").bounding_box()
     y = track["y"] + track["height"] / 2
-    page.mouse.move(track["x"] + 5, y)
-    page.mouse.down()
-    for k in range(40):
-        page.mouse.move(track["x"] + 5 + (track["width"] - 10) * k / 39, y, steps=2)
-        page.wait_for_timeout(25)
-    page.mouse.up()
-    page.wait_for_timeout(1500)
-    results["longest main-thread task while dragging a slider (ms)"] = [max(page.evaluate("window.__long") or [0])]
+
+    def drag_slider():
+        page.mouse.move(track["x"] + 5, y)
+        page.mouse.down()
+        for k in range(40):
+            page.mouse.move(track["x"] + 5 + (track["width"] - 10) * k / 39, y, steps=2)
+            page.wait_for_timeout(25)
+        page.mouse.up()
+    results[freeze + "dragging a slider (ms)"] = [longest_task(page, drag_slider)]
 
     # drawing -> every reconstruction
     page.get_by_role("tab", name="Draw").click()
-    page.get_by_label("Brush").first.click()
+    page.wait_for_function("() => { const b = document.querySelector('#sketchpad button[aria-label=\"Brush\"]');"
+                           " return b && b.classList.contains('highlight'); }")
     canvas = page.locator("#sketchpad canvas").last.bounding_box()
     cx, cy, h = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2, canvas["height"]
 
@@ -189,8 +276,8 @@ def measure_app(browser, url: str, reps: int, quiet: int) -> dict[str, list]:
     stroke(0)
     page.wait_for_selector("#recons img", timeout=60_000)
     page.wait_for_timeout(1500)
-    results["drawing a stroke -> #recons"] = [timed(page, "#recons", lambda k=k: stroke(k + 1), quiet)
-                                             for k in range(reps)]
+    results["drawing a stroke -> every reconstruction (#recons)"] = [
+        timed(page, "#recons", lambda k=k: stroke(k + 1), quiet) for k in range(reps)]
     page.close()
     return results
 
@@ -199,6 +286,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=7, help="repetitions per action (median reported)")
     parser.add_argument("--quiet", type=int, default=150, help="ms without DOM changes that ends a measurement")
+    parser.add_argument("--first-switch", type=int, default=40,
+                        help="how many shipped models get a first (cold) switch measured")
     parser.add_argument("--data-dir", default=None, help="MNIST folder for the app (default: $VAELAB_DATA; none is fine)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "browser_latency.json"))
     args = parser.parse_args()
@@ -214,7 +303,7 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             floor = measure_trivial(browser, f"http://127.0.0.1:{trivial_port}/", args.reps, args.quiet)
-            rows = measure_app(browser, f"http://127.0.0.1:{app_port}/", args.reps, args.quiet)
+            rows = measure_app(browser, f"http://127.0.0.1:{app_port}/", args.reps, args.quiet, args.first_switch)
             browser.close()
     finally:
         for proc in (trivial, app):

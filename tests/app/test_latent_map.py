@@ -43,7 +43,7 @@ def test_a_2d_vae_pick_carries_its_posterior_ellipse():
 def test_latent_map_for_a_higher_dimensional_latent_defaults_to_umap():
     out = latent_map.select_map_model(VAE8, latent_map.PROJ_LATENT, 0)
     # the 2-D view of a 2-D model does not apply: UMAP (cached) is the default for d > 2
-    assert out["projection"]["value"] == latent_map.PROJ_UMAP and latent_map.PROJ_PCA in out["projection"]["info"]
+    assert out["projection"]["value"] == latent_map.PROJ_UMAP and latent_map.PROJ_PCA in out["about"]
     assert "choices" not in out["projection"]  # the radio keeps all three (see select_map_model)
     assert not out["grid"]["visible"] and "2-D continuous latent" in out["grid_caption"]
     assert json.loads(out["map"])["view"] == "umap"

@@ -25,14 +25,23 @@ from vaelab.app.tabs import draw, latent_map, models, sliders
 # projector; on a phone the tab bar scrolls sideways instead of hiding tabs behind a menu.
 PAGE_CSS = """
 .vl-small, .vl-small p { font-size: 0.9em !important; }
-.vl-header h1 { font-size: 1.5em !important; margin: 0 !important; }
-.vl-header p { margin: 2px 0 0 0 !important; }
+.vl-header p { margin: 0 !important; }
+.vl-header .vl-title { font-size: 1.45em; font-weight: 700; }
+.vl-header .vl-data { font-size: 0.85em; color: var(--body-text-color-subdued); }
+.vl-table table { display: block; overflow-x: auto; max-width: 100%; }
 @media (max-width: 640px) {
+  .vl-table td, .vl-table th { white-space: nowrap; }
   .tab-wrapper .tab-container { overflow-x: auto !important; flex-wrap: nowrap !important; }
   .tab-wrapper .tab-container button { flex: 0 0 auto; }
   .katex-display { overflow-x: auto; overflow-y: hidden; }
 }
 """
+
+
+def header() -> str:
+    """The page's first line: the name, what it is, and what this server's data allows."""
+    return ("<span class='vl-title'>vaelab</span> — inside an autoencoder's latent space. "
+            f"<span class='vl-data'>{dataset_status()}</span>")
 
 
 def launch_options() -> dict:
@@ -44,8 +53,7 @@ def build() -> gr.Blocks:
     """The whole app, over the checkpoints found now (``VAELAB_CHECKPOINTS`` or the shipped ones)."""
     cards = scan_checkpoints()
     with gr.Blocks(title="vaelab: explore autoencoder latent spaces") as demo:
-        status = gr.Markdown("# vaelab — inside an autoencoder's latent space\n" + dataset_status(),
-                             elem_classes=["vl-header"])
+        status = gr.Markdown(header(), elem_classes=["vl-header"])
         map_load = latent_map.render(cards)
         sliders_load = sliders.render(cards)
         draw_load = draw.render()
@@ -53,8 +61,7 @@ def build() -> gr.Blocks:
         with gr.Accordion("Running this app yourself?", open=False):
             gr.Markdown(host_instructions())
 
-        demo.load(lambda: "# vaelab — inside an autoencoder's latent space\n" + dataset_status(),
-                  outputs=status, api_name="status")
+        demo.load(header, outputs=status, api_name="status")
         if map_load:
             demo.load(*map_load, api_name="init_latent_map")
         if sliders_load:

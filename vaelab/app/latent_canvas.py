@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from vaelab import viz
-from vaelab.app.state import Loaded, decode, load, test_image
+from vaelab.app.state import Loaded, decode, load, reconstruct_test, test_image
 
 STATIC = Path(__file__).parent / "static"
 VIEWS = ("latent", "pca", "umap")
@@ -153,8 +153,7 @@ def thumbnail(name, index) -> dict:
     x = test_image(m, i)
     if x is not None:
         return {"src": png_data_url(x[0]), "how": "original test image"}
-    from vaelab.app.tabs.latent_map import reconstruct_test  # the same decoding the image row shows
-    rec, how = reconstruct_test(m, i)
+    rec, how = reconstruct_test(m, i)  # the same decoding the image row shows
     if rec is None:
         return {"src": "", "how": how}
     return {"src": png_data_url(rec[0]), "how": how + " (the dataset is not on this server)"}

@@ -18,7 +18,7 @@ const root = element.querySelector(".lc") || element;
 root.innerHTML = `
   <div class="lc-row"><div class="lc-panels"></div>
     <div class="lc-pad" hidden>
-      <div class="lc-pad-title">Latent pad: the decoder at z</div>
+      <div class="lc-pad-title">The decoder at z</div>
       <img class="lc-pad-img" alt="image decoded at the chosen z">
       <div class="lc-pad-cap">Click or drag anywhere in the left map.</div>
     </div></div>
@@ -119,7 +119,7 @@ function drawPoints(panel) {
   size(panel);
   const q = data.panels[panel.k], ctx = panel.pts.getContext("2d"), s = scales(panel);
   ctx.clearRect(0, 0, panel.w, panel.h);
-  panel.title.textContent = q.title;
+  panel.title.textContent = q.title; panel.title.title = q.title;
   // axes, ticks and titles
   ctx.strokeStyle = "#9aa0a6"; ctx.lineWidth = 1; ctx.fillStyle = "#5f6368";
   ctx.font = "11px sans-serif";
@@ -208,9 +208,9 @@ function drawOverlay() {
     }
     if (q.latent) {
       if (v.drawing) {
-        ellipse(ctx, s, v.drawing, "#d62728");
         ctx.fillStyle = "#d62728"; ctx.strokeStyle = "#fff"; ctx.lineWidth = 1.5;
-        star(ctx, s.sx(v.drawing.mu[0]), s.sy(v.drawing.mu[1]), 11);
+        star(ctx, s.sx(v.drawing.mu[0]), s.sy(v.drawing.mu[1]), 9);
+        ellipse(ctx, s, v.drawing, "#d62728");
       }
       if (padZ && data.pad) {
         const x = s.sx(padZ[0]), y = s.sy(padZ[1]);

@@ -110,20 +110,28 @@ def classify(x: torch.Tensor) -> str:
             + f" — its guess: {int(torch.as_tensor(labels)[0])}.")
 
 
+SUMMARY = ("**Draw a digit and watch each model squeeze it through its bottleneck and rebuild it.** "
+           "A digit unlike the training data comes back as the nearest thing the model knows.")
+
+
 def draw_markdown(plan: DrawPlan) -> str:
+    """How the drawing is prepared and the formula of what each model does (in an accordion)."""
     size = f"{plan.image_shape[-2]}×{plan.image_shape[-1]}"
     prep = ("cropped to the ink, scaled to fit 20×20 keeping its shape, and centred by its centre of mass "
             "in 28×28, exactly as MNIST was made" if plan.image_shape[-1] == 28 else
             "cropped to the ink, fitted to 32×32 and averaged over 4×4 blocks, as scikit-learn's 8×8 "
             "digits were made (no 28×28 models are shipped here)")
     return "\n".join([
-        f"**What you see.** Draw a digit. It is inverted to white-on-black, {prep}: the {size} image on "
-        "the left is what every model sees. Each autoencoder squeezes it through its bottleneck and "
-        "rebuilds it; a digit unlike the training data comes back as the nearest thing the model knows.",
+        f"Your drawing is inverted to white-on-black, {prep}: the {size} image shown is what every model "
+        "sees. Each autoencoder encodes it to a code $z$ and decodes the code back to an image:",
         "",
         "$$x \\;\\xrightarrow{\\;f_\\phi\\;}\\; z \\;\\xrightarrow{\\;g_\\theta\\;}\\; \\hat x, \\qquad "
         "z \\in \\mathbb{R}^d \\text{ (AE, VAE: posterior mean)} \\;\\text{ or }\\; z = e_{k^*},\\; "
         "k^* = \\arg\\min_k \\lVert f_\\phi(x) - e_k \\rVert \\text{ (VQ-VAE)}$$",
+        "",
+        "Each rebuild is captioned with its squared error per pixel, "
+        "$\\mathrm{MSE} = \\frac{1}{n}\\sum_i (x_i - \\hat x_i)^2$. PCA with 2 components is the best "
+        "*linear* two-number bottleneck; a 2-D autoencoder is the non-linear one.",
     ])
 
 
@@ -231,7 +239,7 @@ def map_heading(plan: DrawPlan) -> str:
 def render():
     """The tab and its event. Returns the page load's ``(inputs, outputs)`` for :func:`draw`."""
     with gr.Tab("Draw"):
-        gr.Markdown(draw_markdown(draw_plan()), latex_delimiters=LATEX)
+        gr.Markdown(SUMMARY)
         with gr.Row():
             pad = gr.Sketchpad(type="numpy", image_mode="L", canvas_size=(280, 280), label="draw a digit",
                                brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
@@ -250,6 +258,8 @@ def render():
         chosen = gr.CheckboxGroup(plan.choices(), value=plan.default(), elem_id="draw-models",
                                   label="Who rebuilds your drawing (the default pairs two-number bottlenecks "
                                         "with high-capacity models)")
+        with gr.Accordion("How the drawing is prepared, and the formula", open=False):
+            gr.Markdown(draw_markdown(plan), latex_delimiters=LATEX)
 
     c = {"seen": seen, "recons": recons, "map": latent_map, "reading": reading, "message": message}
     inputs = [pad, chosen]

@@ -16,35 +16,13 @@ import torch
 from vaelab import viz
 from vaelab.app import latent_canvas as canvas
 from vaelab.app.catalogue import Card, choices
-from vaelab.app.state import Loaded, decode, load, pca_for, test_image
+from vaelab.app.state import Loaded, decode, load, pca_for, reconstruct_test, test_image
 from vaelab.app.widgets import IMG, LATEX, default_choice, fmt, keyed, model_picker
 
 PROJ_LATENT, PROJ_PCA, PROJ_UMAP = "the latent (2-D)", "PCA", "UMAP"
 VIEW_OF = {PROJ_LATENT: "latent", PROJ_PCA: "pca", PROJ_UMAP: "umap"}
 PROJ_OF = {v: k for k, v in VIEW_OF.items()}
 PREFERRED_MODELS = ("vae-2d", "ae-2d", "digits-vae-2d", "digits-ae-2d")  # the first one shipped is shown
-
-
-def _label(m: Loaded, label: int | None) -> torch.Tensor | None:
-    if not m.info.conditional:
-        return None
-    return torch.tensor([int(label or 0)])
-
-
-@torch.no_grad()
-def reconstruct_test(m: Loaded, i: int) -> tuple[torch.Tensor | None, str]:
-    """The model's reconstruction of test image ``i``: from the image when the dataset is
-    here, else by decoding the latent cached at evaluation. Returns (image, how)."""
-    x = test_image(m, i)
-    label = int(m.labels[i])
-    if x is not None:
-        return m.model.reconstruct(x, _label(m, label)).clamp(0, 1), "reconstruction of the original"
-    if m.single_vector_latent and "latent_test" in m.arrays:
-        return decode(m, m.arrays["latent_test"][i:i + 1], label), "decoded from the cached latent"
-    if m.info.latent == "discrete" and "indices_level0" in m.arrays and m.info.levels == 1:
-        idx = torch.as_tensor(m.arrays["indices_level0"][i:i + 1].astype(np.int64))
-        return m.model.decode(m.model.latent_from_indices(idx)).clamp(0, 1), "decoded from the cached codes"
-    return None, "no cached latent to decode and no dataset to encode"
 
 
 def pca_size(m: Loaded) -> tuple[int, str]:
@@ -185,15 +163,15 @@ def latent_words(m: Loaded) -> tuple[str, str]:
 
 
 
-SUMMARY = ("**Each dot is a test digit, placed where the model puts it.** Hover a dot to see the digit, "
-           "click it to compare how the model and PCA rebuild it; on a 2-D model, drag anywhere in the "
-           "left map to see what the decoder draws there.")
+SUMMARY = ("**Each dot is a test digit, placed where the model puts it.** Hover to see it, click to pick "
+           "it; on a 2-D model, drag in the left map to see what the decoder draws there.")
 
 
 def about_model(m: Loaded) -> str:
-    """One line on the chosen model (its label in the picker is short)."""
+    """One line on the chosen model (its label in the picker is short) and the views it has."""
     purpose = f" Shipped for: {m.card.purpose}." if m.card.purpose else ""
-    return f"**{m.card.name}** — {m.card.description} ({latent_words(m)[0]}).{purpose}"
+    views = views_note(m, projection_choices(m)).split(": ", 1)[-1]
+    return f"**{m.card.name}** — {m.card.description}.{purpose} {views[0].upper() + views[1:]}"
 
 
 def live_numbers(m: Loaded) -> str:
@@ -257,7 +235,7 @@ def select_map_model(name: str, projection: str | None, index) -> dict:
     # (a switch can send two) must pass Gradio's check of the value against the choices; the
     # view that applies is chosen here and sent back
     return {"map": map_value(m, projection, i),
-            "projection": gr.update(value=projection, interactive=len(options) > 1, info=views_note(m, options)),
+            "projection": gr.update(value=projection, interactive=len(options) > 1),
             "index": gr.update(maximum=m.n_test - 1, value=i),
             "about": about_model(m), "numbers": live_numbers(m), "formulas": latent_map_markdown(m),
             **pick(name, i),
@@ -306,12 +284,12 @@ def render(cards: list[Card]):
             index = gr.Slider(0, 100, value=0, step=1, label="Test image # (or click a dot)", scale=2,
                               elem_id="map-index")
         c = {"model": model, "projection": projection, "index": index}
-        c["about"] = gr.Markdown(elem_classes=["vl-small"])
         c["map"] = canvas.latent_canvas(elem_id="map-canvas", label="latent map")
+        c["about"] = gr.Markdown(elem_classes=["vl-small"])
         c["numbers"] = gr.Markdown(elem_classes=["vl-small"], latex_delimiters=LATEX)
         with gr.Row():
             c["original"] = gr.Image(label="original", **IMG)
-            c["model_recon"] = gr.Image(label="model's reconstruction", **IMG)
+            c["model_recon"] = gr.Image(label="model's reconstruction", elem_id="map-recon", **IMG)
             c["pca_recon"] = gr.Image(label="PCA's reconstruction (same size of code)", **IMG)
         c["neighbours"] = gr.Image(label="nearest test images (see the caption for where)", height=100, buttons=[],
                                    interactive=False, type="numpy")

@@ -48,8 +48,10 @@ def checkpoints_table(cards: list[Card] | None = None) -> str:
 def render(cards: list[Card]) -> None:
     """The tab: two tables, no events."""
     with gr.Tab("Models"):
+        gr.Markdown("**Every model this app ships, and how well it does on the test set.** Below them, "
+                    "every variant the library can train.")
         gr.Markdown("Shipped checkpoints (test-set numbers from each `metrics.json`):")
-        gr.Markdown(checkpoints_table(cards))
+        gr.Markdown(checkpoints_table(cards), elem_classes=["vl-table"])
         gr.Markdown("Every variant below trains with `python -m vaelab train NAME` and loads from its "
                     "checkpoint folder.")
-        gr.Markdown(variants_table())
+        gr.Markdown(variants_table(), elem_classes=["vl-table"])

@@ -71,35 +71,46 @@ def decode_sliders(name: str, label: int, *values) -> np.ndarray:
     return viz.to_display(decode(m, latent_from_sliders(m, values)[None], label)[0])
 
 
+SUMMARY = ("**Each slider sets one number of the VAE's latent code; the decoder turns the code into the "
+           "image.** The sliders are ordered by how much information each number carries (its KL); "
+           "collapsed ones barely change the image.")
+
+FORMULAS = "\n".join([
+    "The decoder $p_\\theta(x\\mid z)$ of a VAE turns any point $z$ into an image. Each slider sets one "
+    "latent dimension, ordered by how much information it carries (its KL); dimensions the model stopped "
+    "using (*posterior collapse*: $q(z_j\\mid x)\\approx p(z_j)$) are marked inactive and barely change the "
+    "image. Start from a test image's posterior mean, or from the prior's centre, and drag.",
+    "",
+    "$$\\log p(x) \\;\\ge\\; \\mathrm{ELBO}(x) = \\mathbb{E}_{q_\\phi(z\\mid x)}\\big[\\log p_\\theta(x\\mid z)\\big] "
+    "- \\mathrm{KL}\\big(q_\\phi(z\\mid x)\\,\\|\\,p(z)\\big),\\qquad "
+    "\\mathrm{KL} = \\sum_j \\tfrac12\\big(\\mu_j^2+\\sigma_j^2-1-\\log\\sigma_j^2\\big)$$",
+    "",
+    f"*Active unit*: a dimension whose posterior mean varies across images, "
+    f"$\\mathrm{{Cov}}_x(\\mathbb{{E}}_q[z_u]) > {ACTIVE_UNIT_THRESHOLD}$. The importance-weighted bound "
+    "averages $k$ samples inside the log and is tighter than the ELBO.",
+])
+
+
 def elbo_markdown(m: Loaded) -> str:
+    """The model's own numbers in the ELBO (kept in view above the sliders)."""
     loss, post, lik = m.metrics.get("loss", {}), m.metrics.get("posterior", {}), m.metrics.get("likelihood", {})
     recon, kl, beta = loss.get("recon"), loss.get("kl"), loss.get("beta", 1.0)
-    lines = [
-        "**What you see.** The decoder $p_\\theta(x\\mid z)$ of a VAE turns any point $z$ into an image. "
-        "Each slider sets one latent dimension, ordered by how much information it carries (its KL); "
-        "dimensions the model stopped using (*posterior collapse*: $q(z_j\\mid x)\\approx p(z_j)$) are marked "
-        "inactive and barely change the image. Start from a test image's posterior mean, or from the "
-        "prior's centre, and drag.",
-        "",
-        "$$\\log p(x) \\;\\ge\\; \\mathrm{ELBO}(x) = \\mathbb{E}_{q_\\phi(z\\mid x)}\\big[\\log p_\\theta(x\\mid z)\\big] "
-        "- \\mathrm{KL}\\big(q_\\phi(z\\mid x)\\,\\|\\,p(z)\\big),\\qquad "
-        "\\mathrm{KL} = \\sum_j \\tfrac12\\big(\\mu_j^2+\\sigma_j^2-1-\\log\\sigma_j^2\\big)$$",
-    ]
+    lines = []
     if isinstance(recon, (int, float)) and isinstance(kl, (int, float)):
-        lines += ["", f"**{m.card.name}, test set** (nats per image): "
-                  f"$$-\\mathrm{{ELBO}} = \\underbrace{{{recon:.2f}}}_{{-\\mathbb{{E}}_q[\\log p(x|z)]}} + "
-                  f"\\underbrace{{{kl:.2f}}}_{{\\mathrm{{KL}}}} = {recon + kl:.2f}$$"]
+        lines.append(f"**{m.card.name}, test set** (nats per image): "
+                     f"$-\\mathrm{{ELBO}} = \\underbrace{{{recon:.2f}}}_{{\\text{{reconstruction}}}} + "
+                     f"\\underbrace{{{kl:.2f}}}_{{\\mathrm{{KL}}}} = {recon + kl:.2f}$.")
         if beta != 1.0:
             lines.append(f"It was trained on $\\text{{recon}} + \\beta\\,\\mathrm{{KL}}$ with $\\beta = {beta:g}$.")
     au, dims = post.get("active_units"), post.get("latent_dims", m.card.latent_dim)
     facts = []
     if au is not None:
-        facts.append(f"active units {au} of {dims} ($\\mathrm{{Cov}}_x(\\mathbb{{E}}_q[z_u]) > {ACTIVE_UNIT_THRESHOLD}$)")
+        facts.append(f"active units {au} of {dims}")
     if isinstance(lik.get("iwae_nll"), (int, float)):
         facts.append(f"importance-weighted bound ($k={lik.get('iw_samples')}$) $-\\log p(x) \\le {lik['iwae_nll']:.2f}$")
     if facts:
         lines.append("Also: " + "; ".join(facts) + ".")
-    return "\n".join(lines)
+    return " ".join(lines)
 
 
 def setup_sliders(name: str, start: str, index: int, label: int) -> dict:
@@ -184,12 +195,15 @@ def render(cards: list[Card]):
     """The tab and its events. Returns the page load's ``(inputs, outputs)`` for
     :func:`setup_sliders`, or ``None`` when no checkpoint has sliders."""
     with gr.Tab("Latent sliders"):
+        gr.Markdown(SUMMARY)
         with gr.Row():
             model = model_picker(model_choices(cards), PREFERRED_MODELS, label="VAE model", scale=3)
             start = gr.Radio([START_TEST, START_PRIOR], value=START_TEST, label="Start from", scale=2)
             start_index = gr.Slider(0, 100, value=0, step=1, label="test image", scale=1)
             label = gr.Slider(0, 9, value=0, step=1, label="digit to condition on", visible=False, scale=1)
-        elbo_md = gr.Markdown(latex_delimiters=LATEX)
+        elbo_md = gr.Markdown(latex_delimiters=LATEX, elem_classes=["vl-small"])
+        with gr.Accordion("The ELBO, and what the numbers mean", open=False):
+            gr.Markdown(FORMULAS, latex_delimiters=LATEX)
         with gr.Row():
             decoded = gr.Image(label="decoded image", scale=1, elem_id="decoded", **IMG)
             with gr.Column(scale=3):
