@@ -18,7 +18,8 @@ def test_setup_sliders_orders_by_kl_and_marks_inactive_dims():
     rows = [out[f"row_{r}"] for r in range(sliders_tab.MAX_SLIDERS // 4)]
     sliders = [out[f"z_{j}"] for j in range(sliders_tab.MAX_SLIDERS)]
     assert len(sliders) == sliders_tab.MAX_SLIDERS
-    assert "ELBO" in md and "active units 4 of 8" in md and "$$" in md
+    assert "ELBO" in md and "active units 4 of 8" in md and "$-\\mathrm{ELBO}" in md  # the model's numbers
+    assert "$$" in sliders_tab.FORMULAS and "KL" in sliders_tab.FORMULAS  # the formula, in its accordion
     order = state.load(VAE8).metrics["posterior"]["dims_by_kl"]
     visible = [s for s in sliders if s["visible"]]
     assert len(visible) == 8 and visible[0]["label"].startswith(f"z{order[0]} ")
