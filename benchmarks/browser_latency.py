@@ -74,6 +74,20 @@ ARM = """([selector, quietMs, timeoutMs]) => {
   });
 }"""
 
+# Resolves window.__settled to the ms from arming to the first change of `attribute` on the element
+# (then two frames): the map's data-drawn, which the page sets right after repainting its canvas.
+ARM_FIRST = """([selector, attribute, timeoutMs]) => {
+  const el = document.querySelector(selector);
+  window.__settled = new Promise(resolve => {
+    if (!el) { resolve(-1); return; }
+    const t0 = performance.now();
+    const obs = new MutationObserver(() => { const t = performance.now(); obs.disconnect();
+      requestAnimationFrame(() => requestAnimationFrame(() => resolve(t - t0))); });
+    obs.observe(el, {attributes: true, attributeFilter: [attribute]});
+    setTimeout(() => { obs.disconnect(); resolve(null); }, timeoutMs);
+  });
+}"""
+
 LONG_TASKS = """() => { window.__long = [];
   new PerformanceObserver(list => { for (const e of list.getEntries()) window.__long.push(e.duration); })
     .observe({type: 'longtask', buffered: false}); }"""
@@ -106,6 +120,12 @@ def timed(page, selector: str, action, quiet: int, timeout: int = 30_000) -> flo
     return page.evaluate("window.__settled")
 
 
+def timed_first(page, selector: str, attribute: str, action, timeout: int = 30_000) -> float | None:
+    page.evaluate(ARM_FIRST, [selector, attribute, timeout])
+    action()
+    return page.evaluate("window.__settled")
+
+
 def type_number(page, selector: str, value) -> None:
     box = page.locator(selector)
     box.fill(str(value))
@@ -130,13 +150,36 @@ def point(page, i: int, panel: int = 0) -> dict:
     return page.locator(MAP).evaluate("(root, [k, i]) => root.pointOnScreen(k, i)", [panel, i])
 
 
+def open_models(page) -> None:
+    """Open the latent map's model picker (the user's first click; not timed)."""
+    for attempt in range(3):
+        page.locator("#map-model input").click()
+        try:
+            page.wait_for_selector("ul[role=listbox] li", timeout=2000)
+            return
+        except Exception:  # the click closed a list that was still open: open it again
+            page.locator(".vl-header").first.click()
+    raise RuntimeError("the model picker did not open")
+
+
+def press_model(page, name: str) -> None:
+    """Press on ``name`` in the open picker (a mouse-down selects; the list scrolls while it opens,
+    so a full click may find it moving): the user's choice, from which a switch is timed."""
+    options = page.locator("ul[role=listbox] li")
+    labels = [t.strip().splitlines()[-1] for t in options.all_inner_texts()]  # the chosen one has a ✓ line
+    if not any(t.startswith(name + " ·") for t in labels):
+        raise RuntimeError(f"no option for {name!r} among {labels}")
+    options.nth(next(k for k, t in enumerate(labels) if t.startswith(name + " ·"))).dispatch_event("mousedown")
+
+
 def choose(page, name: str) -> None:
-    """Open the latent map's model picker and press on ``name``'s option (a mouse-down selects;
-    the list scrolls while it opens, so a full click may find it moving)."""
-    page.locator("#map-model input").click()
-    labels = page.locator("ul[role=listbox] li").all_inner_texts()
-    label = next(t.strip() for t in labels if t.strip().startswith(name + " ·"))
-    page.get_by_role("option", name=label, exact=True).dispatch_event("mousedown")
+    open_models(page)
+    press_model(page, name)
+
+
+def timed_switch(page, name: str, quiet: int, timeout: int = 30_000) -> float | None:
+    open_models(page)
+    return timed(page, "#map-canvas", lambda: press_model(page, name), quiet, timeout)
 
 
 def shown_key(page) -> str:
@@ -169,8 +212,11 @@ def measure_app(browser, url: str, reps: int, quiet: int, first_switch: int) -> 
     def click(i):
         at = point(page, i)
         page.mouse.click(at["x"], at["y"])
-    results["pick: click a point -> marker moved (#map-canvas)"] = [
-        timed(page, "#map-canvas", lambda k=k: click(300 + 7 * k), quiet) for k in range(reps)]
+    results["pick: click a point -> marker moved (map repainted)"] = [
+        timed_first(page, MAP, "data-drawn", lambda k=k: click(300 + 7 * k)) for k in range(reps)]
+    page.wait_for_timeout(1000)
+    results["pick: click a point -> the server's answer drawn (#map-canvas quiet)"] = [
+        timed(page, "#map-canvas", lambda k=k: click(400 + 7 * k), quiet) for k in range(reps)]
     page.wait_for_timeout(1000)
     results["pick: click a point -> its reconstruction shown (model's image)"] = [
         timed(page, "#map-recon", lambda k=k: click(500 + 7 * k), quiet) for k in range(reps)]
@@ -219,12 +265,15 @@ def measure_app(browser, url: str, reps: int, quiet: int, first_switch: int) -> 
 
     # switching model: the first switch to models the page has not shown (cold in server and page),
     # then warm switches between two 2-D maps
-    from vaelab.app.catalogue import scan_checkpoints
-    names = [c.name for c in scan_checkpoints()]
+    page.locator("#map-model input").click()
+    page.wait_for_selector("ul[role=listbox] li")
+    names = [t.strip().splitlines()[-1].split(" ·")[0] for t in page.locator("ul[role=listbox] li").all_inner_texts()]
+    page.locator(".vl-header").first.click()  # close the list
+    page.wait_for_timeout(300)
     cold = [n for n in names if n not in ("vae-2d",)][:first_switch]
     results["switch model, first time for each model -> map redrawn (#map-canvas)"] = []
     for name in cold:
-        ms = timed(page, "#map-canvas", lambda name=name: choose(page, name), quiet, timeout=60_000)
+        ms = timed_switch(page, name, quiet, timeout=60_000)
         assert shown_key(page).startswith(name + "|"), f"the switch to {name} did not happen: {shown_key(page)}"
         results["switch model, first time for each model -> map redrawn (#map-canvas)"].append(ms)
         page.wait_for_timeout(300)
@@ -232,8 +281,11 @@ def measure_app(browser, url: str, reps: int, quiet: int, first_switch: int) -> 
     for name in pair:  # warm both
         choose(page, name)
         page.wait_for_timeout(3000)
-    results["switch model (warm, ae-2d <-> vae-2d) -> map redrawn (#map-canvas)"] = [
-        timed(page, "#map-canvas", lambda k=k: choose(page, pair[k % 2]), quiet) for k in range(reps)]
+    results["switch model (warm, ae-2d <-> vae-2d) -> map redrawn (#map-canvas)"] = []
+    for k in range(reps):
+        results["switch model (warm, ae-2d <-> vae-2d) -> map redrawn (#map-canvas)"].append(
+            timed_switch(page, pair[k % 2], quiet))
+        page.wait_for_timeout(500)
     assert shown_key(page).startswith(pair[(reps - 1) % 2] + "|"), f"the switch did not happen: {shown_key(page)}"
 
     # latent slider -> decoded image

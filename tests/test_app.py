@@ -67,8 +67,11 @@ def _endpoint_args(tmp_path):
         # in this order: a session's projection choices follow the model last shown
         "/init_latent_map": [latent_map.default_model(cards), latent_map.PROJ_LATENT, 0],
         "/latent_map": ["digits-vae-8", latent_map.PROJ_LATENT, 2],
+        "/latent_map_details": ["digits-vae-8", latent_map.PROJ_LATENT, 2],
         "/latent_map_projection": ["digits-vae-8", latent_map.PROJ_UMAP, 2],
+        "/latent_map_projection_details": ["digits-vae-8", latent_map.PROJ_UMAP, 2],
         "/pick_point": ["digits-vae-8", latent_map.PROJ_UMAP, 7],
+        "/pick_row": ["digits-vae-8", 7],
         "/map_clicked": ['{"model": "digits-vae-2d", "view": "latent", "pick": 11}', "digits-vae-2d",
                          latent_map.PROJ_LATENT],
         "/sliders_model": [vae, sliders.START_TEST, 3, 0],
@@ -111,7 +114,7 @@ def test_switching_between_2d_and_higher_dimensional_maps_never_errors(app_url):
                        ("digits-vae-8", latent_map.PROJ_PCA), ("digits-vae-2d", latent_map.PROJ_UMAP),
                        ("digits-vae-8", latent_map.PROJ_LATENT), ("vq-vae", latent_map.PROJ_LATENT)]:
         result = client.predict(name, view, 1, api_name="/latent_map")
-        shown = result[0]["value"] if isinstance(result[0], dict) else result[0]  # an update, or a value
+        shown = result[1]["value"] if isinstance(result[1], dict) else result[1]  # an update, or a value
         assert shown in (latent_map.PROJ_LATENT, latent_map.PROJ_PCA, latent_map.PROJ_UMAP)
         if name == "digits-vae-2d":
             assert shown == latent_map.PROJ_LATENT  # the view that applies is sent back

@@ -134,3 +134,13 @@ def test_a_discrete_latent_is_described_as_codes_not_as_dimensions():
     assert "20 categorical variables of 10 categories" in latent_map.latent_words(state.load("gumbel-vae"))[0]
     assert latent_map.latent_words(state.load(VAE8))[0] == "an 8-D latent"
     assert latent_map.latent_words(state.load("vae-16"))[0] == "a 16-D latent"
+
+
+def test_the_map_is_answered_before_the_images():
+    """A switch or a typed pick answers the map first (small: no images), then the rest."""
+    first = latent_map.show_map(VAE2, latent_map.PROJ_LATENT, 5)
+    assert set(first) == {"map", "projection", "index", "about", "numbers"}
+    assert len(first["map"]) < 1000
+    assert set(latent_map.pick_marker(VAE2, latent_map.PROJ_LATENT, 5)) == {"map"}
+    rest = latent_map.show_details(VAE2, latent_map.PROJ_LATENT, 5)
+    assert {"original", "model_recon", "caption", "grid", "formulas"} <= set(rest) and not set(rest) & set(first)

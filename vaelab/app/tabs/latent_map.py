@@ -223,30 +223,53 @@ def _index(m: Loaded, index) -> int:
     return int(np.clip(i, 0, m.n_test - 1))
 
 
-def select_map_model(name: str, projection: str | None, index) -> dict:
-    """Switching models or views: the map, the view control, the picker's range, the words and
-    numbers, the picked image's row and (2-D latents) the decoded manifold. Only cached data."""
+def show_map(name: str, projection: str | None, index) -> dict:
+    """Switching models or views, first what the map needs: its value, the view control, the
+    picker's range, the line about the model and its numbers (small, so the map repaints first)."""
     m = load(name)
     options = projection_choices(m)
     projection = projection_for(m, projection)
     i = _index(m, index)
-    grid, grid_caption = manifold(name, int(m.labels[i]))
     # the radio keeps all three choices: a request that still carries the previous model's view
     # (a switch can send two) must pass Gradio's check of the value against the choices; the
     # view that applies is chosen here and sent back
     return {"map": map_value(m, projection, i),
             "projection": gr.update(value=projection, interactive=len(options) > 1),
             "index": gr.update(maximum=m.n_test - 1, value=i),
-            "about": about_model(m), "numbers": live_numbers(m), "formulas": latent_map_markdown(m),
-            **pick(name, i),
+            "about": about_model(m), "numbers": live_numbers(m)}
+
+
+def show_details(name: str, projection: str | None, index) -> dict:
+    """Then the rest of the tab: the picked image's row, the formulas and (2-D latents) the
+    decoded manifold."""
+    m = load(name)
+    i = _index(m, index)
+    grid, grid_caption = manifold(name, int(m.labels[i]))
+    return {"formulas": latent_map_markdown(m), **pick(name, i),
             "grid": gr.update(value=grid, visible=grid is not None), "grid_caption": grid_caption}
+
+
+def select_map_model(name: str, projection: str | None, index) -> dict:
+    """Everything a model switch changes (:func:`show_map` and :func:`show_details`). Uses only
+    cached data."""
+    return {**show_map(name, projection, index), **show_details(name, projection, index)}
 
 
 def pick_point(name: str, projection: str | None, index) -> dict:
     """Picking a test image by its number: the map's marker (and ellipse) and the image row."""
+    return {**pick_marker(name, projection, index), **pick_row(name, index)}
+
+
+def pick_marker(name: str, projection: str | None, index) -> dict:
+    """The map's value with test image ``index`` picked (answered first: the marker moves at once)."""
     m = load(name)
-    i = _index(m, index)
-    return {"map": map_value(m, projection_for(m, projection), i), **pick(name, i)}
+    return {"map": map_value(m, projection_for(m, projection), _index(m, index))}
+
+
+def pick_row(name: str, index) -> dict:
+    """Then the picked image's row: original, reconstructions, neighbours, caption."""
+    m = load(name)
+    return pick(name, _index(m, index))
 
 
 def map_clicked(value, name: str, projection: str | None) -> dict:
@@ -304,11 +327,17 @@ def render(cards: list[Card]):
 
     outputs = [v for k, v in c.items() if k != "model"]
     inputs = [model, projection, index]
-    model.input(keyed(select_map_model, c), inputs, outputs, api_name="latent_map")
-    projection.input(keyed(select_map_model, c), inputs, outputs, api_name="latent_map_projection")
+    # .change, not .input: the dropdown fires .input twice per choice, and each answer re-renders the tab
+    first = ["map", "projection", "index", "about", "numbers"]
+    details = [v for k, v in c.items() if k not in first and k != "model"]
+    for event, name in ((model.change, "latent_map"), (projection.input, "latent_map_projection")):
+        event(keyed(show_map, c), inputs, [c[k] for k in first], api_name=name, show_progress="hidden",
+              trigger_mode="always_last").then(keyed(show_details, c), inputs, details,
+                                               api_name=name + "_details", show_progress="hidden")
     pick_outputs = [c[k] for k in ("map", "original", "model_recon", "pca_recon", "neighbours", "caption")]
-    index.input(keyed(pick_point, c), inputs, pick_outputs, api_name="pick_point", show_progress="hidden",
-                trigger_mode="always_last")
+    index.input(keyed(pick_marker, c), inputs, [c["map"]], api_name="pick_point", show_progress="hidden",
+                trigger_mode="always_last").then(keyed(pick_row, c), [model, index], pick_outputs[1:],
+                                                 api_name="pick_row", show_progress="hidden")
     c["map"].input(keyed(map_clicked, c), [c["map"], model, projection], pick_outputs + [index],
                    api_name="map_clicked", show_progress="hidden", trigger_mode="always_last")
     return (keyed(select_map_model, c), inputs, outputs) if default_model(cards) else None
