@@ -21,7 +21,7 @@ VIEWPORTS = [(1400, 1000), (1280, 720), (390, 844)]
 
 
 def draw_a_seven(page) -> None:
-    box = page.locator("#sketchpad canvas").last.bounding_box()
+    box = page.locator("#draw-pad canvas").bounding_box()
     cx, cy, h = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["height"]
     page.mouse.move(cx - 0.25 * h, cy - 0.3 * h)
     page.mouse.down()
@@ -59,9 +59,8 @@ def shoot(page, out: Path, w: int, h: int) -> list[Path]:
     files.append(out / f"latent-sliders-{w}x{h}.png")
     page.screenshot(path=str(files[-1]))
     tab(page, "Draw")
-    page.wait_for_function("() => { const b = document.querySelector('#sketchpad button[aria-label=Brush]');"
-                           " return b && b.classList.contains('highlight'); }", timeout=20_000)
-    page.locator("#sketchpad").scroll_into_view_if_needed()
+    page.wait_for_selector("#draw-pad canvas")
+    page.locator("#draw-pad").scroll_into_view_if_needed()
     draw_a_seven(page)
     page.wait_for_selector("#recons img", timeout=60_000)
     page.wait_for_timeout(1500)

@@ -47,7 +47,6 @@ def test_no_umap_or_numba_at_start_up():
 def _endpoint_args(tmp_path):
     """Arguments for every named endpoint, as a client would send them."""
     import numpy as np
-    from gradio_client import handle_file
     from PIL import Image
 
     from vaelab.app.catalogue import scan_checkpoints
@@ -56,9 +55,11 @@ def _endpoint_args(tmp_path):
 
     canvas = np.full((280, 280), 255, np.uint8)
     canvas[40:240, 120:150] = 0
-    path = tmp_path / "one.png"
-    Image.fromarray(canvas).save(path)
-    drawing = {"background": handle_file(str(path)), "layers": [], "composite": handle_file(str(path))}
+    import base64
+    import io
+    buf = io.BytesIO()
+    Image.fromarray(canvas).save(buf, format="PNG")
+    drawing = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()  # what the pad sends
     cards = scan_checkpoints()
     vae = sliders.default_model(cards)
     z = [0.5] * sliders.MAX_SLIDERS
@@ -180,3 +181,14 @@ def test_the_maps_server_functions_answer_a_fresh_client(app_url):
     assert status >= 400
     status, _ = _component_server(app_url, "map-canvas", "map_points", {"model": "digits-vae-2d", "view": "latent"})
     assert status == 200
+
+
+def test_a_drawing_that_is_not_an_image_is_refused_with_a_reason(app_url):
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    import pytest
+    with pytest.raises(Exception, match="cannot be read"):
+        client.predict("data:image/png;base64,bm90IGEgcG5n", [], api_name="/draw")
+    seen, gallery, *_ = client.predict("", [], api_name="/draw")  # cleared: a message, no error
+    assert gallery == []

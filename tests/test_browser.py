@@ -20,19 +20,25 @@ TIMEOUT = 20_000  # ms per wait; a busy two-core machine is slow to render plots
 
 
 @pytest.fixture(scope="module")
-def page(app_url):
+def browser(app_url):
     if not Path(CHROMIUM).is_file():
         print(f"skipping: no Chromium at {CHROMIUM} (apt-get install chromium)")
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(TIMEOUT)
-        page.goto(app_url)
-        page.wait_for_selector("#map-canvas .lc[data-state=ready]", timeout=120_000)
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, app_url):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(TIMEOUT)
+    page.goto(app_url)
+    page.wait_for_selector("#map-canvas .lc[data-state=ready]", timeout=120_000)
+    yield page
+    page.close()
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +147,7 @@ def test_moving_a_latent_slider_changes_the_decoded_image(page, shots):
 
 
 def _draw_a_seven(page) -> None:
-    box = page.locator("#sketchpad canvas").last.bounding_box()
+    box = page.locator("#draw-pad canvas").bounding_box()
     cx, cy, h = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["height"]
     # a "7": the top bar, then the diagonal stroke
     page.mouse.move(cx - 0.25 * h, cy - 0.3 * h)
@@ -153,28 +159,53 @@ def _draw_a_seven(page) -> None:
     page.mouse.up()
 
 
-def _brush_selected(page) -> bool:
-    return "highlight" in (page.get_by_label("Brush").first.get_attribute("class") or "")
-
-
 def test_drawing_shows_reconstructions_from_the_first_stroke(page, shots):
     page.get_by_role("tab", name="Draw").click()
-    page.wait_for_function("() => { const b = document.querySelector('#sketchpad button[aria-label=\"Brush\"]');"
-                           " return b && b.classList.contains('highlight'); }")  # no click on the brush
-    _draw_a_seven(page)
+    page.wait_for_selector("#draw-pad canvas")
+    _draw_a_seven(page)  # no tool to choose first
     page.wait_for_selector("#recons img", timeout=TIMEOUT)
     assert page.locator("#recons img").count() >= 2
+    page.wait_for_function("() => document.querySelector('#draw-map .lc').dataset.state === 'ready'")
     page.wait_for_timeout(500)
     page.screenshot(path=str(shots / "draw.png"), full_page=True)
-    # Clear deselects the Sketchpad's brush; the page selects it again, so the next stroke draws
-    page.get_by_label("Clear canvas").first.click()
-    page.wait_for_function("() => document.querySelector('#sketchpad button[aria-label=\"Brush\"]')"
-                           ".classList.contains('highlight')")
-    assert _brush_selected(page)
+    # Clear empties the pad and the reconstructions; the next stroke draws again
+    page.get_by_label("Clear the drawing").click()
+    page.wait_for_function("() => document.querySelectorAll('#recons img').length === 0")
     before = page.locator("#seen img").first.get_attribute("src")
     _draw_a_seven(page)
     page.wait_for_function("before => { const i = document.querySelector('#seen img');"
                            " return i && i.src !== before; }", arg=before)
+    page.wait_for_selector("#recons img", timeout=TIMEOUT)
+
+
+def test_a_finger_draws_on_a_phone(browser, app_url):
+    """Touch strokes draw on the pad (its touch-action is none: the page does not scroll)."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.goto(app_url)
+    page.wait_for_selector("#map-canvas .lc[data-state=ready]", timeout=120_000)
+    tab = page.get_by_role("tab", name="Draw")
+    if tab.count() and tab.is_visible():
+        tab.click()
+    else:  # on a phone the last tabs are under "More tabs"
+        page.get_by_label("More tabs").click()
+        page.locator(".overflow-dropdown button", has_text="Draw").click()
+    pad = page.locator("#draw-pad canvas")
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.2
+    cdp = context.new_cdp_session(page)
+
+    def touch(kind: str, yy: float) -> None:
+        cdp.send("Input.dispatchTouchEvent",
+                 {"type": kind, "touchPoints": [] if kind == "touchEnd" else [{"x": x, "y": yy}]})
+    touch("touchStart", y)
+    for k in range(1, 12):
+        touch("touchMove", y + box["height"] * 0.05 * k)
+    touch("touchEnd", y)
+    page.wait_for_selector("#recons img", timeout=TIMEOUT)
+    context.close()
 
 
 def test_models_tab(page, shots):

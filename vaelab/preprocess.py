@@ -18,15 +18,51 @@ from PIL import Image
 INK_THRESHOLD = 0.05  # ink below this (after inversion, in [0, 1]) counts as empty paper
 
 
-def sketch_to_ink(value) -> np.ndarray | None:
-    """A Sketchpad/ImageEditor value (dict with ``composite``, or an array) -> ink ``(H, W)``
-    float in [0, 1], 1 = full ink. ``None`` when there is no image at all.
+MAX_DRAWING_BYTES = 2_000_000  # a 280×280 drawing is a few kB as PNG
+MAX_DRAWING_SIDE = 2048
 
-    Handles grey (``image_mode="L"``: dark strokes on white) and RGBA (strokes may exist only in
-    the alpha channel) composites.
+
+class DrawingError(ValueError):
+    """A drawing that cannot be read: not a PNG/JPEG data URL, too large, or corrupt."""
+
+
+def decode_data_url(url: str) -> np.ndarray:
+    """A ``data:image/...;base64,...`` URL (what a page's canvas gives) -> the image as an array.
+    The size is checked from the header before any pixel is decoded."""
+    import base64
+    import binascii
+    import io
+
+    head, sep, body = url.partition(",")
+    if not sep or not head.startswith("data:image/") or ";base64" not in head:
+        raise DrawingError("a drawing must be sent as a data:image/...;base64 URL")
+    if len(body) > MAX_DRAWING_BYTES * 4 // 3 + 4:
+        raise DrawingError(f"the drawing is over {MAX_DRAWING_BYTES // 1_000_000} MB")
+    try:
+        raw = base64.b64decode(body, validate=True)
+        with Image.open(io.BytesIO(raw)) as im:
+            if max(im.size) > MAX_DRAWING_SIDE:
+                raise DrawingError(f"the drawing is {im.size[0]}×{im.size[1]} pixels; at most "
+                                   f"{MAX_DRAWING_SIDE} on a side")
+            return np.asarray(im.convert("LA"))
+    except (binascii.Error, OSError, Image.DecompressionBombError, SyntaxError, ValueError) as error:
+        if isinstance(error, DrawingError):
+            raise
+        raise DrawingError(f"the drawing could not be read ({type(error).__name__})") from error
+
+
+def sketch_to_ink(value) -> np.ndarray | None:
+    """A drawing -> ink ``(H, W)`` float in [0, 1], 1 = full ink; ``None`` when there is no image.
+
+    Takes the drawing pad's value (a PNG data URL, dark strokes on white or on transparent
+    paper; ``""`` when cleared), a Sketchpad/ImageEditor value (dict with ``composite``) or an
+    array: grey (dark strokes on white), RGB, or RGBA (strokes may exist only in the alpha
+    channel).
     """
-    if value is None:
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    if isinstance(value, str):
+        value = decode_data_url(value.strip())
     image = value.get("composite") if isinstance(value, dict) else value
     if image is None:
         return None
@@ -45,6 +81,8 @@ def sketch_to_ink(value) -> np.ndarray | None:
         return ink
     if a.ndim == 3 and a.shape[2] == 1:
         return 1.0 - a[..., 0]
+    if a.ndim == 3 and a.shape[2] == 2:  # grey + alpha
+        return a[..., 1] * (1.0 - a[..., 0])
     raise ValueError(f"cannot read a drawing of shape {a.shape}")
 
 

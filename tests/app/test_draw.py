@@ -76,8 +76,52 @@ def test_digits_style_is_8x8_in_unit_range():
         mnist_style(np.zeros((20, 20)))
 
 
-def test_the_empty_drawing_help_names_the_bin_button():
-    assert "bin" in draw.EMPTY_DRAWING and "✕" not in draw.EMPTY_DRAWING
+def test_the_empty_drawing_help_names_the_pads_buttons():
+    from vaelab.app.draw_pad import STATIC
+    js = (STATIC / "draw_pad.js").read_text()
+    for button in ("Undo", "Clear"):
+        assert f"{button}</button>" in js and button in draw.EMPTY_DRAWING
+
+
+def _data_url(image, fmt="PNG") -> str:
+    import base64
+    import io
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format=fmt)
+    return f"data:image/{fmt.lower()};base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def test_the_pads_png_reads_like_the_same_drawing_as_an_array():
+    canvas = drawing_of_a_one()["composite"]
+    assert np.array_equal(sketch_to_ink(_data_url(canvas)), sketch_to_ink(canvas))
+    # strokes on transparent paper (alpha only) are ink too
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[40:240, 120:150, 3] = 255
+    assert sketch_to_ink(_data_url(rgba)).sum() == pytest.approx(200 * 30)
+    out = draw.draw(_data_url(canvas))
+    assert out["recons"] and "Rebuilt at" in out["message"]
+    assert draw.draw("")["message"] == draw.EMPTY_DRAWING  # Clear sends ""
+
+
+@pytest.mark.parametrize("bad", [
+    "data:image/png;base64,bm90IGEgcG5n",          # base64 of "not a png"
+    "data:image/png;base64,@@@",                     # not base64
+    "data:text/html;base64,PGI+aGk8L2I+",            # not an image
+    "javascript:alert(1)",
+    "data:image/png;base64," + "A" * 3_000_000,      # over 2 MB
+])
+def test_a_drawing_that_cannot_be_read_is_a_clear_error(bad):
+    import gradio as gr
+    with pytest.raises(gr.Error, match="cannot be read"):
+        draw.draw(bad)
+
+
+def test_a_huge_image_is_refused_before_its_pixels_are_decoded():
+    from vaelab.preprocess import DrawingError, decode_data_url
+    big = _data_url(np.zeros((1, 5000), np.uint8))  # a tiny file that claims 5000 pixels across
+    with pytest.raises(DrawingError, match="at most"):
+        decode_data_url(big)
 
 
 def test_the_default_rebuilds_show_the_bottleneck():

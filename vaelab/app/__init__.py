@@ -6,7 +6,7 @@ directly) above its ``render()``. State (loaded models, datasets, fitted PCAs) l
 :mod:`vaelab.app.state`, the list of checkpoints in :mod:`vaelab.app.catalogue`; the latent map
 drawn in the page in :mod:`vaelab.app.latent_canvas`; figures come from :mod:`vaelab.viz`,
 drawing preprocessing from :mod:`vaelab.preprocess`. :func:`launch_options` holds what
-``demo.launch`` needs (the page's script and style).
+``demo.launch`` needs (the page's style).
 
 Starts with no dataset and no network: every tab works from the shipped checkpoints and the
 artifacts evaluation cached beside them; with MNIST present (``VAELAB_DATA``), original images
@@ -45,8 +45,8 @@ def header() -> str:
 
 
 def launch_options() -> dict:
-    """What ``demo.launch(...)`` takes besides the server settings: the page's script and style."""
-    return {"js": draw.PAGE_JS, "css": PAGE_CSS}
+    """What ``demo.launch(...)`` takes besides the server settings: the page's style."""
+    return {"css": PAGE_CSS}
 
 
 def build() -> gr.Blocks:

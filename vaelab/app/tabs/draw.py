@@ -20,9 +20,10 @@ from vaelab.app import state
 from vaelab.app.catalogue import Card, scan_checkpoints
 from vaelab.app.state import load
 from vaelab.app import latent_canvas as canvas
+from vaelab.app.draw_pad import draw_pad
 from vaelab.app.widgets import IMG, LATEX, keyed
 from vaelab.paths import checkpoints_dir, classifier_dir
-from vaelab.preprocess import is_blank, preprocess, sketch_to_ink
+from vaelab.preprocess import DrawingError, is_blank, preprocess, sketch_to_ink
 
 PCA2 = "PCA, 2 components"  # the linear 2-D bottleneck, offered beside the models when the data is here
 DEFAULT_STRONG = 3  # the default rebuilds: the 2-D map's model, PCA-2, and this many strong models
@@ -135,22 +136,8 @@ def draw_markdown(plan: DrawPlan) -> str:
     ])
 
 
-# The Sketchpad has no option to start with its brush selected, and "Clear canvas" deselects it:
-# until a tool is chosen, strokes are dropped. The page selects the brush whenever the pad is on
-# screen with no tool highlighted (on load, on opening the tab, after Clear); a chosen eraser
-# is left alone. Passed to gr.Blocks(js=...) by vaelab.app.build.
-PAGE_JS = """() => {
-  setInterval(() => {
-    const pad = document.querySelector('#sketchpad');
-    if (!pad || pad.offsetParent === null) return;
-    const tools = [...pad.querySelectorAll('button[aria-label="Brush"], button[aria-label="Erase"]')];
-    const brush = tools.find(b => b.getAttribute('aria-label') === 'Brush');
-    if (brush && !tools.some(b => b.classList.contains('highlight'))) brush.click();
-  }, 300);
-}"""
-
-EMPTY_DRAWING = ("Draw a digit in the box (the canvas is empty). Use the brush; the eraser or the bin "
-                 "button clears it.")
+EMPTY_DRAWING = ("Draw a digit in the box (it is empty): press and drag with a mouse, a pen or a finger. "
+                 "Undo takes the last stroke back; Clear empties the box.")
 
 
 def pca2_rebuild(plan: DrawPlan, x: torch.Tensor) -> torch.Tensor | None:
@@ -171,7 +158,10 @@ def draw(value, chosen: list[str] | None = None) -> dict:
     default set."""
     plan = draw_plan()
     chosen = plan.default() if chosen is None else [n for n in chosen if n in plan.choices()]
-    ink = sketch_to_ink(value)
+    try:
+        ink = sketch_to_ink(value)
+    except DrawingError as error:
+        raise gr.Error(f"This drawing cannot be read: {error}. Draw on the pad, or send a PNG data URL.")
     if is_blank(ink):
         return {"seen": viz.placeholder_image("Draw a digit: this is where the image the models see appears"),
                 "recons": [], "map": _map_value(plan, None), "reading": "", "message": EMPTY_DRAWING}
@@ -241,9 +231,8 @@ def render():
     with gr.Tab("Draw"):
         gr.Markdown(SUMMARY)
         with gr.Row():
-            pad = gr.Sketchpad(type="numpy", image_mode="L", canvas_size=(280, 280), label="draw a digit",
-                               brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
-                               layers=False, transforms=(), scale=3, elem_id="sketchpad")
+            with gr.Column(scale=3, min_width=280):
+                pad = draw_pad(elem_id="draw-pad")
             with gr.Column(scale=2):
                 seen = gr.Image(label="what the models see", elem_id="seen", **IMG)
                 message = gr.Markdown(EMPTY_DRAWING)
@@ -251,7 +240,7 @@ def render():
             with gr.Column(scale=4):
                 gr.Markdown(map_heading(draw_plan()), elem_classes=["vl-small"])
                 latent_map = canvas.latent_canvas(elem_id="draw-map", label="the drawing in a 2-D latent")
-        recons = gr.Gallery(label="reconstructions (each model's rebuild of the image above)", columns=6,
+        recons = gr.Gallery(label="reconstructions: each model's rebuild of your drawing", columns=6,
                             height=240, object_fit="contain", allow_preview=False, fit_columns=False,
                             elem_id="recons")
         plan = draw_plan()
@@ -263,6 +252,6 @@ def render():
 
     c = {"seen": seen, "recons": recons, "map": latent_map, "reading": reading, "message": message}
     inputs = [pad, chosen]
-    gr.on([pad.change, chosen.input], keyed(draw, c), inputs, list(c.values()), api_name="draw",
+    gr.on([pad.input, chosen.input], keyed(draw, c), inputs, list(c.values()), api_name="draw",
           show_progress="hidden", trigger_mode="always_last")
     return keyed(draw, c), inputs, list(c.values())
