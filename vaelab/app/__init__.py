@@ -18,7 +18,7 @@ from __future__ import annotations
 import gradio as gr
 
 from vaelab.app.catalogue import scan_checkpoints
-from vaelab.app.state import dataset_status, host_instructions
+from vaelab.app.state import dataset_status, host_instructions, warm_up
 from vaelab.app.tabs import draw, latent_map, models, sliders
 
 # Small type for secondary lines; a compact header so each tab's main figure fits a 1280×720
@@ -45,13 +45,16 @@ def header() -> str:
 
 
 def launch_options() -> dict:
-    """What ``demo.launch(...)`` takes besides the server settings: the page's style."""
-    return {"css": PAGE_CSS}
+    """What ``demo.launch(...)`` takes besides the server settings: the page's style, and no run
+    history (Gradio would otherwise save every request — each slider drag, each stroke — in the
+    visitor's browser storage, rewriting a growing record on every event)."""
+    return {"css": PAGE_CSS, "run_history": False}
 
 
 def build() -> gr.Blocks:
     """The whole app, over the checkpoints found now (``VAELAB_CHECKPOINTS`` or the shipped ones)."""
     cards = scan_checkpoints()
+    warm_up([n for n in (latent_map.default_model(cards), sliders.default_model(cards)) if n])
     with gr.Blocks(title="vaelab: explore autoencoder latent spaces") as demo:
         status = gr.Markdown(header(), elem_classes=["vl-header"])
         map_load = latent_map.render(cards)

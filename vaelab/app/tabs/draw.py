@@ -9,6 +9,7 @@ model knows.
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass, field
 
@@ -16,11 +17,12 @@ import gradio as gr
 import torch
 
 from vaelab import viz
+from vaelab.app import latent_canvas as canvas
 from vaelab.app import state
 from vaelab.app.catalogue import Card, scan_checkpoints
-from vaelab.app.state import load
-from vaelab.app import latent_canvas as canvas
 from vaelab.app.draw_pad import draw_pad
+from vaelab.app.latent_canvas import png_data_url
+from vaelab.app.state import load
 from vaelab.app.widgets import IMG, LATEX, keyed
 from vaelab.paths import checkpoints_dir, classifier_dir
 from vaelab.preprocess import DrawingError, is_blank, preprocess, sketch_to_ink
@@ -152,7 +154,8 @@ def pca2_rebuild(plan: DrawPlan, x: torch.Tensor) -> torch.Tensor | None:
 @torch.no_grad()
 def draw(value, chosen: list[str] | None = None) -> dict:
     """A drawing and the names of the models (and PCA-2) that should rebuild it -> ``seen`` (the
-    image the models get), ``recons`` ([(reconstruction, caption)]), ``map`` (where it lands in a
+    image the models get), ``recons`` (each rebuild with its caption, as one HTML strip of inline
+    images: nothing to fetch afterwards), ``map`` (where it lands in a
     2-D latent, with its posterior's ±2σ ellipse for a VAE), the classifier's ``reading`` and a
     ``message``. Empty or cleared drawings give a message, not an error; ``chosen=None`` is the
     default set."""
@@ -164,7 +167,8 @@ def draw(value, chosen: list[str] | None = None) -> dict:
         raise gr.Error(f"This drawing cannot be read: {error}. Draw on the pad, or send a PNG data URL.")
     if is_blank(ink):
         return {"seen": viz.placeholder_image("Draw a digit: this is where the image the models see appears"),
-                "recons": [], "map": _map_value(plan, None), "reading": "", "message": EMPTY_DRAWING}
+                "recons": recons_html([]), "map": _map_value(plan, None), "reading": "",
+                "message": EMPTY_DRAWING}
     x = torch.from_numpy(preprocess(ink, plan.image_shape))
     gallery, notes = [], []
     by_name = {c.name: c for c in plan.candidates}
@@ -180,7 +184,7 @@ def draw(value, chosen: list[str] | None = None) -> dict:
             rec = load(name).model.reconstruct(x).clamp(0, 1)
             label = f"{name} ({c.size})"
         err = float(((rec - x) ** 2).mean())
-        gallery.append((viz.to_display(rec[0], 160), f"{label}: MSE {err:.3f}"))
+        gallery.append((rec[0], label, f"MSE {err:.3f}"))
     size = f"{plan.image_shape[-2]}×{plan.image_shape[-1]}"
     if not chosen:
         msg = "Pick at least one model below to rebuild the drawing."
@@ -189,8 +193,28 @@ def draw(value, chosen: list[str] | None = None) -> dict:
                "through two numbers; compare them with the high-capacity models.")
     if notes:
         msg += " " + "; ".join(notes) + "."
-    return {"seen": viz.to_display(x[0]), "recons": gallery, "map": _map_value(plan, x),
+    return {"seen": viz.to_display(x[0]), "recons": recons_html(gallery), "map": _map_value(plan, x),
             "reading": classify(x), "message": msg}
+
+
+RECONS_CSS = """
+.vl-recons { display: flex; flex-wrap: wrap; gap: 10px; }
+.vl-recons figure { margin: 0; width: 132px; text-align: center; font-size: 12px; line-height: 1.3; }
+.vl-recons img { width: 132px; height: 132px; image-rendering: pixelated; background: #000; display: block; }
+.vl-empty { color: var(--body-text-color-subdued); font-size: 14px; padding: 8px 0; }
+"""
+
+
+def recons_html(rebuilds: list[tuple[torch.Tensor, str, str]]) -> str:
+    """The rebuilds as a strip of figures: each image inline (a PNG of the model's own pixels,
+    scaled up crisp by the page) over its caption."""
+    if not rebuilds:
+        return '<div class="vl-recons vl-empty">The rebuilds appear here when you draw.</div>'
+    figures = "".join(
+        f'<figure><img src="{png_data_url(image)}" alt="{html.escape(name)}\'s rebuild">'
+        f"<figcaption><b>{html.escape(name)}</b><br>{html.escape(score)}</figcaption></figure>"
+        for image, name, score in rebuilds)
+    return f'<div class="vl-recons">{figures}</div>'
 
 
 @torch.no_grad()
@@ -240,9 +264,8 @@ def render():
             with gr.Column(scale=4):
                 gr.Markdown(map_heading(draw_plan()), elem_classes=["vl-small"])
                 latent_map = canvas.latent_canvas(elem_id="draw-map", label="the drawing in a 2-D latent")
-        recons = gr.Gallery(label="reconstructions: each model's rebuild of your drawing", columns=6,
-                            height=240, object_fit="contain", allow_preview=False, fit_columns=False,
-                            elem_id="recons")
+        recons = gr.HTML(recons_html([]), label="each model's rebuild of your drawing", show_label=True,
+                         elem_id="recons", css_template=RECONS_CSS, container=True, padding=True)
         plan = draw_plan()
         chosen = gr.CheckboxGroup(plan.choices(), value=plan.default(), elem_id="draw-models",
                                   label="Who rebuilds your drawing (the default pairs two-number bottlenecks "
