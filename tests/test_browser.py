@@ -2,8 +2,8 @@
 a latent slider, drawing a digit.
 
 Playwright (from PyPI) drives Debian's Chromium at /usr/bin/chromium; the test skips, saying why,
-when either is missing. A screenshot of each tab goes to ``$VAELAB_SCREENSHOTS`` (the README's
-screenshots come from ``VAELAB_SCREENSHOTS=assets``), else to a temporary folder.
+when either is missing. A screenshot of each tab goes to ``$VAELAB_SCREENSHOTS``, else to a temporary folder (the
+README's screenshots come from ``assets/screenshots.py``).
 """
 
 from __future__ import annotations

@@ -238,7 +238,7 @@ function drawLegend() {
   legend.innerHTML = chips + extra.join("");
   const words = [];
   words.push("Hover a dot to see its image" + (v.pickable !== false ? "; click it to pick it" : "") + ".");
-  if (data && data.pad) words.push("Click or drag on empty space in the left map to decode that z (the pad on the right).");
+  if (data && data.pad && v.pad !== false) words.push("Click or drag on empty space in the left map to decode that z (the pad on the right).");
   if (data && data.note) words.push(data.note);
   help.textContent = words.join(" ");
 }

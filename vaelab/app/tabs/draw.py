@@ -23,7 +23,7 @@ from vaelab.app.catalogue import Card, scan_checkpoints
 from vaelab.app.draw_pad import draw_pad
 from vaelab.app.latent_canvas import png_data_url
 from vaelab.app.state import load
-from vaelab.app.widgets import IMG, LATEX, keyed
+from vaelab.app.widgets import LATEX, keyed
 from vaelab.paths import checkpoints_dir, classifier_dir
 from vaelab.preprocess import DrawingError, is_blank, preprocess, sketch_to_ink
 
@@ -178,13 +178,13 @@ def draw(value, chosen: list[str] | None = None) -> dict:
             if rec is None:
                 notes.append(f"PCA-2 needs the {plan.dataset.upper()} training images, which are not on this server")
                 continue
-            label = "PCA, 2 components"
+            label, size_ = "PCA", "2 components"
         else:
             c = by_name[name]
             rec = load(name).model.reconstruct(x).clamp(0, 1)
-            label = f"{name} ({c.size})"
+            label, size_ = name, c.size
         err = float(((rec - x) ** 2).mean())
-        gallery.append((rec[0], label, f"MSE {err:.3f}"))
+        gallery.append((rec[0], label, f"{size_} · MSE {err:.3f}"))
     size = f"{plan.image_shape[-2]}×{plan.image_shape[-1]}"
     if not chosen:
         msg = "Pick at least one model below to rebuild the drawing."
@@ -199,8 +199,8 @@ def draw(value, chosen: list[str] | None = None) -> dict:
 
 RECONS_CSS = """
 .vl-recons { display: flex; flex-wrap: wrap; gap: 10px; }
-.vl-recons figure { margin: 0; width: 132px; text-align: center; font-size: 12px; line-height: 1.3; }
-.vl-recons img { width: 132px; height: 132px; image-rendering: pixelated; background: #000; display: block; }
+.vl-recons figure { margin: 0; width: 100px; text-align: center; font-size: 12px; line-height: 1.25; }
+.vl-recons img { width: 100px; height: 100px; image-rendering: pixelated; background: #000; display: block; }
 .vl-empty { color: var(--body-text-color-subdued); font-size: 14px; padding: 8px 0; }
 """
 
@@ -257,15 +257,18 @@ def render():
         with gr.Row():
             with gr.Column(scale=3, min_width=280):
                 pad = draw_pad(elem_id="draw-pad")
-            with gr.Column(scale=2):
-                seen = gr.Image(label="what the models see", elem_id="seen", **IMG)
-                message = gr.Markdown(EMPTY_DRAWING)
-                reading = gr.Markdown()
-            with gr.Column(scale=4):
+                message = gr.Markdown(EMPTY_DRAWING, elem_classes=["vl-small"])
+            with gr.Column(scale=5, min_width=300):
+                with gr.Row():
+                    seen = gr.Image(label="what the models see", elem_id="seen", height=150, width=150,
+                                    buttons=[], interactive=False, image_mode="L", type="numpy", scale=0,
+                                    min_width=150)
+                    reading = gr.Markdown()
+                recons = gr.HTML(recons_html([]), label="each model's rebuild of your drawing", show_label=True,
+                                 elem_id="recons", css_template=RECONS_CSS, container=True, padding=True)
+            with gr.Column(scale=4, min_width=300):
                 gr.Markdown(map_heading(draw_plan()), elem_classes=["vl-small"])
                 latent_map = canvas.latent_canvas(elem_id="draw-map", label="the drawing in a 2-D latent")
-        recons = gr.HTML(recons_html([]), label="each model's rebuild of your drawing", show_label=True,
-                         elem_id="recons", css_template=RECONS_CSS, container=True, padding=True)
         plan = draw_plan()
         chosen = gr.CheckboxGroup(plan.choices(), value=plan.default(), elem_id="draw-models",
                                   label="Who rebuilds your drawing (the default pairs two-number bottlenecks "
