@@ -215,3 +215,27 @@ def test_config_records_the_models_info_and_readers_use_it(digits, tmp_path):
     del meta["info"]
     (tmp_path / "ck" / "config.json").write_text(json.dumps(meta))
     assert read_info(tmp_path / "ck") == info_to_dict(model.info)  # built from the folder itself
+
+
+@pytest.mark.parametrize("variant", ["vq-vae", "vq-vae-2", "dvae"])
+def test_history_records_codebook_use_every_epoch(digits, tmp_path, variant):
+    """Each epoch's record holds the validation images' code counts per level; they agree with a
+    bincount of the indices the trained model gives, and continuous models record nothing."""
+    torch.manual_seed(0)
+    model = vaelab.create(variant, tiny=True)
+    history = vaelab.fit(model, digits, epochs=2, batch_size=128, progress=False)
+    data = digits.with_validation()
+    model.eval()
+    with torch.no_grad():
+        idx = model.encode(data.val_x).indices
+    idx = idx if isinstance(idx, tuple) else (idx,)
+    k = model.info.codebook_size
+    for record in history["epochs"]:
+        assert len(record["codes"]) == len(idx)
+    for level, got in zip(idx, history["epochs"][-1]["codes"]):
+        counts = torch.bincount(level.reshape(-1), minlength=k)
+        assert got["counts"] == counts.tolist() and sum(got["counts"]) == level.numel()
+        assert got["used_codes"] == int((counts > 0).sum()) and got["dead_codes"] == k - got["used_codes"]
+        p = counts.double() / counts.sum()
+        assert got["perplexity"] == pytest.approx(float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum())), rel=1e-9)
+    assert "codes" not in vaelab.fit(vaelab.create("ae", tiny=True), digits, epochs=1, progress=False)["epochs"][0]

@@ -156,6 +156,31 @@ def evaluate_loss(model, x: torch.Tensor, y: torch.Tensor, settings: TrainSettin
     return {k: v / len(x) for k, v in sums.items()}
 
 
+@torch.no_grad()
+def code_usage(model, x: torch.Tensor, y: torch.Tensor, settings: TrainSettings) -> list[dict] | None:
+    """How a discrete model uses its codebook over ``x`` (the validation images, binarised as
+    the validation loss sees them), per level: counts per code, codes used and dead, perplexity.
+    ``None`` for a model without a codebook. Training records it every epoch, so codebook
+    collapse (or its absence with dead-code restart) can be replayed from the history."""
+    from vaelab import metrics
+
+    info = getattr(model, "info", None)
+    if info is None or info.latent != "discrete" or not info.codebook_size:
+        return None
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator(device=x.device).manual_seed(settings.seed + 1)
+    totals = None
+    for i in range(0, len(x), settings.val_batch_size):
+        xb = _binarize(x[i:i + settings.val_batch_size], settings.binarize, gen)
+        yb = y[i:i + settings.val_batch_size] if info.conditional else None
+        idx = model.encode(xb, yb).indices
+        counts = [metrics.codebook_usage(level, info.codebook_size) for level in (idx if isinstance(idx, tuple) else (idx,))]
+        totals = counts if totals is None else [a + b for a, b in zip(totals, counts)]
+    model.train(was_training)
+    return [{**metrics.codebook_health(c), "counts": c.tolist()} for c in totals]
+
+
 def make_optimiser(params, settings: TrainSettings) -> torch.optim.Optimizer:
     """Adam, or AdamW when ``settings.weight_decay`` is set."""
     if settings.weight_decay > 0:
@@ -448,6 +473,9 @@ class Training:
         record = {"epoch": epoch_index, "phase": phase, "step": self.step, "train": train,
                   "val": evaluate_loss(self.model, self.val_x, self.val_y, self.settings, self.step),
                   "seconds": seconds, "images_per_second": n / seconds}
+        codes = code_usage(self.model, self.val_x, self.val_y, self.settings)
+        if codes is not None:
+            record["codes"] = codes
         self.history["epochs"].append(record)
         if self.show:
             tqdm.write(f"{label}: train {train['total']:.4f}  val {record['val']['total']:.4f}  ({seconds:.1f}s)")

@@ -55,8 +55,10 @@ RECIPES: list[Recipe] = [
            purpose="beside PCA at d=2"),
     Recipe("vae-16", "vae", overrides={**MLP, "latent_dim": 16}, epochs=10, purpose="latent sliders"),
     Recipe("cvae", "cvae", overrides={**MLP, "latent_dim": 2}, epochs=10, purpose="ask for a digit"),
-    *[Recipe(f"beta-vae-{b:g}", "beta-vae", overrides={**MLP, "latent_dim": 10, "beta": float(b)}, epochs=8,
-             purpose="beta series") for b in (0.5, 1, 2, 4, 8)],
+    # the beta series: the same network and training for every beta, each run until its validation
+    # loss has not improved for 10 epochs (at most 300)
+    *[Recipe(f"beta-vae-{b:g}", "beta-vae", overrides={**MLP, "latent_dim": 10, "beta": float(b)}, epochs=300,
+             train={"patience": 10}, purpose="beta series") for b in (0.5, 1, 2, 4, 8)],
     # VQ-VAE: two residual blocks each side (as in the paper) and restarts of rarely used codes
     Recipe("vq-vae", "vq-vae", overrides={"res_blocks": 2, "restart_threshold": 0.9}, epochs=6,
            train={"lr_schedule": "cosine"}, prior_epochs=1, purpose="codebook usage with dead-code restart"),
