@@ -59,11 +59,13 @@ RECIPES: list[Recipe] = [
     # loss has not improved for 10 epochs (at most 300)
     *[Recipe(f"beta-vae-{b:g}", "beta-vae", overrides={**MLP, "latent_dim": 10, "beta": float(b)}, epochs=300,
              train={"patience": 10}, purpose="beta series") for b in (0.5, 1, 2, 4, 8)],
-    # VQ-VAE: two residual blocks each side (as in the paper) and restarts of rarely used codes
-    Recipe("vq-vae", "vq-vae", overrides={"res_blocks": 2, "restart_threshold": 0.9}, epochs=6,
-           train={"lr_schedule": "cosine"}, prior_epochs=1, purpose="codebook usage with dead-code restart"),
-    Recipe("vq-vae-no-restart", "vq-vae", overrides={"res_blocks": 2, "restart": False}, epochs=2,
-           purpose="codebook collapse without restart"),
+    # VQ-VAE: two residual blocks each side (as in the paper), with and without restarts of rarely
+    # used codes, trained the same way (until the validation loss has not improved for 5 epochs)
+    # so the codebook tab can replay collapse against its cure; each records code use per epoch
+    Recipe("vq-vae", "vq-vae", overrides={"res_blocks": 2, "restart_threshold": 0.9}, epochs=60,
+           train={"patience": 5}, prior_epochs=10, purpose="codebook usage with dead-code restart"),
+    Recipe("vq-vae-no-restart", "vq-vae", overrides={"res_blocks": 2, "restart": False}, epochs=60,
+           train={"patience": 5}, prior_epochs=10, purpose="codebook collapse without restart"),
     Recipe("vq-vae-2", "vq-vae-2", epochs=2, prior_epochs=1, purpose="two code levels, a prior per level"),
     Recipe("dvae", "dvae", epochs=2, purpose="Gumbel temperature"),
     Recipe("gumbel-vae", "gumbel-vae", epochs=150, train={"binarize": "dynamic", "lr_schedule": "cosine"},
