@@ -62,6 +62,8 @@ def _endpoint_args(tmp_path):
     drawing = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()  # what the pad sends
     cards = scan_checkpoints()
     vae = sliders.default_model(cards)
+    from vaelab.app.tabs import beta
+    series = beta.series_names(cards)
     z = [0.5] * sliders.MAX_SLIDERS
     return {
         "/status": [],
@@ -85,6 +87,8 @@ def _endpoint_args(tmp_path):
         "/sample": [vae, 0, 3],
         "/interpolate": [vae, 0, 5, 0],
         "/draw": [drawing, draw.draw_plan().default()],
+        **({"/beta_select": [series[1], "2nd", 0], "/beta_rank": [series[1], "3rd", 0],
+            "/beta_start": [series[1], "1st", 5, 0], "/init_beta": [series[1], "1st", 0, 0]} if series else {}),
         "/init_draw": [drawing, [draw.PCA2]],
     }
 

@@ -208,6 +208,25 @@ def test_a_finger_draws_on_a_phone(browser, app_url):
     context.close()
 
 
+def test_beta_tab_highlights_the_chosen_beta(page, shots):
+    from vaelab.app.catalogue import scan_checkpoints
+    from vaelab.app.tabs import beta
+
+    names = beta.series_names(scan_checkpoints())
+    if len(names) < 3:
+        pytest.skip("no beta series among the checkpoints")
+    page.get_by_role("tab", name="β comparison").click()
+    page.wait_for_selector("#beta-rd svg circle")
+    page.wait_for_selector("#beta-traversal img")
+    before_svg = page.locator("#beta-rd svg").inner_html()
+    before_img = page.locator("#beta-traversal img").get_attribute("src")
+    page.locator("#beta-choice label").first.click()
+    page.wait_for_function("before => document.querySelector('#beta-rd svg').innerHTML !== before", arg=before_svg)
+    page.wait_for_function("before => document.querySelector('#beta-traversal img').src !== before", arg=before_img)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(shots / "beta.png"), full_page=True)
+
+
 def test_models_tab(page, shots):
     page.get_by_role("tab", name="Models").click()
     page.wait_for_timeout(300)

@@ -214,3 +214,20 @@ def placeholder_image(text: str = "", pixels: int = IMAGE_PIXELS, width: int | N
             draw.text((x, y), line, fill=225, font=font)
             y += step
     return np.asarray(img, np.uint8)
+
+
+def scatter_image(coords: np.ndarray, labels: np.ndarray, lo, hi, size: int = 200, dot: int = 2) -> np.ndarray:
+    """A scatter of ``coords`` (N, 2) coloured by digit label, rasterised to an RGB uint8
+    ``(size, size, 3)`` square spanning ``lo``…``hi`` on both axes (points outside are left
+    out). For small multiples, where a figure per panel would be heavy."""
+    img = np.full((size, size, 3), 255, np.uint8)
+    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    px = ((coords[:, 0] - lo[0]) / span[0] * (size - dot)).astype(int)
+    py = ((hi[1] - coords[:, 1]) / span[1] * (size - dot)).astype(int)
+    keep = (px >= 0) & (px <= size - dot) & (py >= 0) & (py <= size - dot)
+    colours = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in DIGIT_COLOURS], np.uint8)
+    for x, y, label in zip(px[keep], py[keep], np.asarray(labels)[keep]):
+        img[y:y + dot, x:x + dot] = colours[int(label) % len(colours)]
+    img[0, :], img[-1, :], img[:, 0], img[:, -1] = 150, 150, 150, 150  # a frame
+    return img

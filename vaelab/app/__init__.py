@@ -19,7 +19,7 @@ import gradio as gr
 
 from vaelab.app.catalogue import scan_checkpoints
 from vaelab.app.state import dataset_status, host_instructions, warm_up
-from vaelab.app.tabs import draw, latent_map, models, sliders
+from vaelab.app.tabs import beta, draw, latent_map, models, sliders
 
 # Small type for secondary lines; a compact header so each tab's main figure fits a 1280×720
 # projector; on a phone the tab bar scrolls sideways instead of hiding tabs behind a menu.
@@ -60,6 +60,7 @@ def build() -> gr.Blocks:
         map_load = latent_map.render(cards)
         sliders_load = sliders.render(cards)
         draw_load = draw.render()
+        beta_load = beta.render(cards)
         models.render(cards)
         with gr.Accordion("Running this app yourself?", open=False):
             gr.Markdown(host_instructions())
@@ -70,4 +71,6 @@ def build() -> gr.Blocks:
         if sliders_load:
             demo.load(*sliders_load, api_name="init_sliders")
         demo.load(*draw_load, api_name="init_draw")
+        if beta_load:
+            demo.load(*beta_load, api_name="init_beta")
     return demo

@@ -32,6 +32,8 @@ class Card:
     variational: bool  # the model's info: a posterior and a prior (ELBO, KL per dimension)
     has_sliders: bool  # one flat Gaussian latent: the sliders tab applies
     size: str = ""  # how big the latent is, for labels ("16-D", "discrete codes, K=512")
+    beta: float | None = None  # a VAE's KL weight, when its config declares one
+    design: str = ""  # its config without beta: models that differ only in beta share it
 
     @property
     def short_label(self) -> str:
@@ -87,9 +89,23 @@ def scan_checkpoints(folder: str | os.PathLike | None = None) -> list[Card]:
             image_shape=tuple(config.get("image_shape", (1, 28, 28))),
             latent_dim=dims, variational=info["variational"],
             has_sliders=gaussian and len(shapes) == 1 and len(shapes[0]) == 1,
-            size=f"discrete codes, K={info['codebook_size']}" if discrete else f"{dims}-D"))
+            size=f"discrete codes, K={info['codebook_size']}" if discrete else f"{dims}-D",
+            beta=float(config["beta"]) if info["variational"] and "beta" in config else None,
+            design=json.dumps({k: v for k, v in config.items() if k != "beta"}, sort_keys=True)
+                   + f"|{meta.get('dataset')}|{entry.name}"))
     rank = {f: i for i, f in enumerate(FAMILIES)}
     return sorted(cards, key=lambda c: (rank.get(c.family, len(rank)), c.name))
+
+
+def beta_series(cards: list[Card]) -> list[Card]:
+    """The largest set of (at least three) models that differ only in β — same design, data and
+    variant — ordered by β; ``[]`` when there is none."""
+    groups: dict[str, list[Card]] = {}
+    for c in cards:
+        if c.beta is not None:
+            groups.setdefault(c.design, []).append(c)
+    best = max(groups.values(), key=len, default=[])
+    return sorted(best, key=lambda c: c.beta) if len({c.beta for c in best}) >= 3 else []
 
 
 def choices(cards: list[Card]) -> list[tuple[str, str]]:
