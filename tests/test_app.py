@@ -64,6 +64,10 @@ def _endpoint_args(tmp_path):
     vae = sliders.default_model(cards)
     from vaelab.app.tabs import beta
     series = beta.series_names(cards)
+    from vaelab.app.tabs import codebook
+    books = [c.name for c in codebook.codebook_models(cards)]
+    cell = codebook.show_image(books[0], None, 0)["cells"] if books else ""
+    cell = cell.replace('"sel": null', '"sel": [0, 0]')
     z = [0.5] * sliders.MAX_SLIDERS
     return {
         "/status": [],
@@ -87,6 +91,10 @@ def _endpoint_args(tmp_path):
         "/sample": [vae, 0, 3],
         "/interpolate": [vae, 0, 5, 0],
         "/draw": [drawing, draw.draw_plan().default()],
+        **({"/codebook_model": [books[0], "codes", 1], "/codebook_level": [books[0], "codes", 1],
+            "/codebook_image": [books[0], "codes", 2], "/codebook_reset": [books[0], "codes", 2],
+            "/codebook_cell": [cell], "/codebook_edit": [cell, 3], "/codebook_sample": [books[0], 1.0, 0],
+            "/init_codebook": [books[0], "codes", 0, 1.0, 0]} if books else {}),
         **({"/beta_select": [series[1], "2nd", 0], "/beta_rank": [series[1], "3rd", 0],
             "/beta_start": [series[1], "1st", 5, 0], "/init_beta": [series[1], "1st", 0, 0]} if series else {}),
         "/init_draw": [drawing, [draw.PCA2]],

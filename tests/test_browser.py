@@ -227,6 +227,22 @@ def test_beta_tab_highlights_the_chosen_beta(page, shots):
     page.screenshot(path=str(shots / "beta.png"), full_page=True)
 
 
+def test_codebook_tab_edits_a_code_and_redecodes(page, shots):
+    page.get_by_role("tab", name="Codebook").click()
+    page.wait_for_selector("#cb-cells td")
+    page.wait_for_selector("#cb-decoded img")
+    before = page.locator("#cb-decoded img").get_attribute("src")
+    page.locator("#cb-cells td").nth(10).click()
+    page.wait_for_function("() => document.querySelector('#cb-cells .cm').dataset.sel !== '-1,-1'")
+    page.wait_for_timeout(500)  # the cell's code arrives in the number box
+    code = page.locator("#cb-code input")
+    code.fill(str((int(code.input_value() or 0) + 7) % 64))
+    page.locator("#cb-apply").click()
+    page.wait_for_function("before => document.querySelector('#cb-decoded img').src !== before", arg=before)
+    assert page.locator("#cb-cells td.cm-edit").count() == 1
+    page.screenshot(path=str(shots / "codebook.png"), full_page=True)
+
+
 def test_models_tab(page, shots):
     page.get_by_role("tab", name="Models").click()
     page.wait_for_timeout(300)

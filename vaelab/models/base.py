@@ -197,6 +197,12 @@ class AutoEncoder(Trainable):
         ``decode`` takes. Priors over codes sample indices and decode through this."""
         raise TypeError(f"{type(self).__name__} has a continuous latent: it has no code indices")
 
+    def codebooks(self) -> list[torch.Tensor | None]:
+        """Discrete models: each level's code vectors ``(K, D)``, in the order of
+        ``Latent.indices`` (``None`` for a level whose codes are one-hot, with no vectors).
+        Continuous models: ``[]``."""
+        return []
+
     def sample(self, n: int, y: torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
         raise SamplingNotSupported(f"{type(self).__name__} has no prior to sample from")

@@ -113,6 +113,9 @@ class GumbelAutoEncoder(CodePriorMixin, AutoEncoder):
     def latent_from_indices(self, indices: torch.Tensor) -> torch.Tensor:
         return self.quantizer.lookup(indices).to(next(self.parameters()).dtype)
 
+    def codebooks(self) -> list[torch.Tensor | None]:
+        return [getattr(self.quantizer, "codebook", None)]
+
     def loss(self, x: torch.Tensor, y=None, step: int = 0) -> LossOutput:
         logits = self.posterior_logits(x)
         tau = self.temperature(step)

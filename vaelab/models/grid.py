@@ -59,3 +59,6 @@ class GridAutoEncoder(CodePriorMixin, AutoEncoder):
 
     def latent_from_indices(self, indices: torch.Tensor) -> torch.Tensor:
         return self.quantizer.lookup(indices)  # (B, h, w) -> (B, D, h, w)
+
+    def codebooks(self) -> list[torch.Tensor | None]:
+        return [getattr(self.quantizer, "codebook", None)]

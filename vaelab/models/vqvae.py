@@ -192,6 +192,9 @@ class VQVAE2(CodePriorMixin, AutoEncoder):
         i_bottom, i_top = indices  # (B, hb, wb), (B, ht, wt)
         return self.quantizer_bottom.lookup(i_bottom), self.quantizer_top.lookup(i_top)
 
+    def codebooks(self) -> list[torch.Tensor | None]:
+        return [self.quantizer_bottom.codebook, self.quantizer_top.codebook]  # the order of the indices
+
     def loss(self, x: torch.Tensor, y=None, step: int = 0) -> LossOutput:
         bottom, top, _, _ = self.quantize(x)
         recon = self.recon_nll(self.decode_params((bottom.z_q, top.z_q)), x).mean()

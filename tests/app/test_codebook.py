@@ -1,0 +1,88 @@
+"""The codebook tab: its numbers against the raw code maps, the code-map editor, the prior."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from vaelab.app import catalogue, state
+from vaelab.app.tabs import codebook as cb
+
+MODELS = [c.name for c in cb.codebook_models(catalogue.scan_checkpoints())]
+pytestmark = pytest.mark.skipif(not MODELS, reason="no model with a codebook among the checkpoints")
+
+
+def test_only_models_with_maps_of_codes_are_offered():
+    for name in MODELS:
+        m = state.load(name)
+        assert m.info.latent == "discrete" and all(len(s) == 2 for s in m.info.index_shapes)
+    assert "gumbel-vae" not in MODELS  # 20 categorical variables: no map
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_perplexity_and_dead_codes_match_the_raw_indices(name):
+    """The stats line, computed independently from the cached test code maps."""
+    m = state.load(name)
+    for level in range(m.info.levels):
+        raw = m.arrays[f"indices_level{level}"].reshape(-1).astype(np.int64)
+        n = np.bincount(raw, minlength=m.info.codebook_size)
+        p = n[n > 0] / n.sum()
+        text = cb.stats_markdown(m, level)
+        used, dead = int((n > 0).sum()), int((n == 0).sum())
+        assert f"{used} of {m.info.codebook_size} codes used" in text and f"**{dead} dead**" in text
+        assert f"perplexity **{np.exp(-(p * np.log(p)).sum()):.1f}**" in text
+        # the bars are the sorted counts
+        heights = [float(h) for h in re.findall(r'height="([\d.]+)" fill', cb.usage_svg(n, "t"))]
+        assert len(heights) == used and heights == sorted(heights, reverse=True)
+
+
+def test_editing_a_cell_redecodes_the_image():
+    name = MODELS[0]
+    shown = cb.show_image(name, None, 3)
+    v = json.loads(shown["cells"])
+    v["sel"] = [1, 2]
+    picked = cb.pick_cell(json.dumps(v))
+    old = v["map"][1][2]
+    assert picked["new_code"]["value"] == old and "Cell (1, 2) holds code" in picked["cell_note"]
+    new = (old + 1) % state.load(name).info.codebook_size
+    edited = cb.apply_code(json.dumps(v), new)
+    after = json.loads(edited["cells"])
+    assert after["map"][1][2] == new and after["edited"] == [[1, 2]]
+    assert not np.array_equal(edited["decoded"], shown["decoded"])
+    # the decoded image is the model's decoding of the edited map, computed here directly
+    m = state.load(name)
+    maps = [np.asarray(a) for a in after["maps"]]
+    from vaelab import viz
+    assert np.array_equal(edited["decoded"], viz.to_display(cb.decode_maps(m, maps)))
+
+
+@pytest.mark.parametrize("bad", ["x", -1, 10**6, None])
+def test_a_code_out_of_range_is_a_clear_error(bad):
+    import gradio as gr
+    v = json.loads(cb.show_image(MODELS[0], None, 0)["cells"])
+    v["sel"] = [0, 0]
+    with pytest.raises(gr.Error):
+        cb.apply_code(json.dumps(v), bad)
+    with pytest.raises(gr.Error, match="Click a cell"):
+        cb.apply_code(json.dumps({**v, "sel": None}), 1)
+
+
+def test_prior_samples_change_with_temperature_and_refuse_nonsense():
+    import gradio as gr
+    with_prior = [n for n in MODELS if getattr(state.load(n).model, "_code_prior", None) is not None]
+    if not with_prior:
+        pytest.skip("no codebook model with a trained prior here")
+    a, b = cb.sample_prior(with_prior[0], 0.3, 0), cb.sample_prior(with_prior[0], 2.5, 0)
+    assert not np.array_equal(a["samples"], b["samples"]) and "PixelCNN" in a["samples_note"]
+    for t in ("hot", float("nan"), 0, 100):
+        with pytest.raises(gr.Error, match="temperature"):
+            cb.sample_prior(with_prior[0], t, 0)
+
+
+def test_selecting_a_model_fills_the_tab():
+    out = cb.select_model(MODELS[0], None, 0, MODELS)
+    assert out["usage"].startswith("<svg") and "codes used" in out["stats"]
+    assert out["atlas"].shape[0] > 100 and json.loads(out["cells"])["map"]

@@ -1,0 +1,437 @@
+"""Codebook: how a discrete autoencoder uses its codes, and what each code draws.
+
+For every shipped model whose latent is a map of codes (VQ-VAE with and without dead-code
+restart, both levels of VQ-VAE-2, the grid dVAE, VQ-GAN): how often each code is used over the
+whole test set, sorted, with perplexity and dead codes; what the most used codes draw on their
+own; the code vectors in one 2-D projection with the encoder's outputs; a test image's code map
+where a cell can be given another code and the image re-decoded; samples from the prior over
+codes at a chosen temperature; and, for models whose training recorded it, how code use evolved
+epoch by epoch (collapse without restart, its absence with). Counts come from the code maps
+evaluation cached for the test set, so everything but the encoder outputs works without data.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import gradio as gr
+import numpy as np
+import torch
+
+from vaelab import metrics, viz
+from vaelab.app.catalogue import Card
+from vaelab.app.state import Loaded, load, test_image
+from vaelab.app.widgets import LATEX, default_choice, keyed, model_picker
+from vaelab.checkpoint import read_info
+from vaelab.folders import read_json
+
+ATLAS = 64  # codes shown in the atlas, most used first
+SUMMARY = ("**A discrete autoencoder describes each image as a small map of codes, each picked from a "
+           "codebook of K learned vectors.** How many of the K does it actually use? Click a cell of an "
+           "image's code map and give it another code to see what the code draws.")
+FORMULA = ("$$z_q(x)_{ij} = e_{k^*},\\quad k^* = \\arg\\min_k \\lVert z_e(x)_{ij} - e_k \\rVert,\\qquad "
+           "\\text{perplexity} = \\exp\\Big(-\\sum_k p_k \\log p_k\\Big),\\; p_k = \\frac{n_k}{\\sum_j n_j}$$\n\n"
+           "Perplexity is the number of equally used codes that would give the same entropy: $K$ when "
+           "every code is used equally, 1 when one code takes everything. A *dead* code is never picked.")
+
+
+def codebook_models(cards: list[Card]) -> list[Card]:
+    """Checkpoints whose latent is one or more 2-D maps of codes."""
+    out = []
+    for c in cards:
+        if not c.size.startswith("discrete"):
+            continue
+        info = read_info(c.folder)
+        if info.get("codebook_size") and all(len(s) == 2 for s in info.get("index_shapes") or [()]):
+            out.append(c)
+    return out
+
+
+def level_names(m: Loaded) -> list[str]:
+    n = m.info.levels
+    return ["codes"] if n == 1 else (["bottom (fine)", "top (coarse)"] if n == 2 else [f"level {i}" for i in range(n)])
+
+
+def _level(m: Loaded, level) -> int:
+    names = level_names(m)
+    return names.index(level) if level in names else 0
+
+
+def test_maps(m: Loaded, i: int) -> list[np.ndarray]:
+    """Test image ``i``'s code map at every level (from the cached test codes)."""
+    return [m.arrays[f"indices_level{lv}"][i].astype(np.int64) for lv in range(m.info.levels)]
+
+
+@torch.no_grad()
+def decode_maps(m: Loaded, maps: list[np.ndarray]) -> torch.Tensor:
+    idx = [torch.as_tensor(np.asarray(a, np.int64))[None] for a in maps]
+    z = m.model.latent_from_indices(idx[0] if len(idx) == 1 else tuple(idx))
+    return m.model.decode(z).clamp(0, 1)[0]
+
+
+def counts(m: Loaded, level: int) -> np.ndarray:
+    """How often each code is used over every position of every cached test code map."""
+    return metrics.codebook_usage(torch.as_tensor(m.arrays[f"indices_level{level}"].astype(np.int64)),
+                                  m.info.codebook_size).numpy()
+
+
+# --- figures ---------------------------------------------------------------------------------------
+
+def usage_svg(c: np.ndarray, title: str, width: int = 520, height: int = 170, colour: str = "#4e79a7") -> str:
+    """Code use sorted from most to least used, one bar per code; dead codes leave the tail empty."""
+    k = len(c)
+    order = np.sort(c)[::-1]
+    top = max(1, int(order[0]))
+    L, B, T = 40, 22, 18
+    bw = (width - L - 4) / k
+    bars = "".join(f'<rect x="{L + j * bw:.2f}" y="{T + (height - T - B) * (1 - v / top):.1f}" '
+                   f'width="{max(bw - 0.2, 0.6):.2f}" height="{(height - T - B) * v / top:.1f}" fill="{colour}"/>'
+                   for j, v in enumerate(order) if v > 0)
+    used = int((c > 0).sum())
+    return (f'<svg viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px" role="img" '
+            f'aria-label="{title}">'
+            f'<text x="{L}" y="12" font-size="12" font-weight="600">{title}</text>{bars}'
+            f'<line x1="{L}" y1="{height - B}" x2="{width - 4}" y2="{height - B}" stroke="#9aa0a6"/>'
+            f'<text x="{L - 4}" y="{T + 8}" font-size="10" text-anchor="end" fill="#5f6368">{top:,}</text>'
+            f'<text x="{L - 4}" y="{height - B}" font-size="10" text-anchor="end" fill="#5f6368">0</text>'
+            f'<text x="{L}" y="{height - 6}" font-size="11" fill="#5f6368">codes, most used first: {used} of {k} '
+            f'used</text></svg>')
+
+
+def stats_markdown(m: Loaded, level: int) -> str:
+    c = counts(m, level)
+    h = metrics.codebook_health(torch.as_tensor(c))
+    shapes = m.info.index_shapes[level]
+    return (f"**{m.card.name}, {level_names(m)[level]}:** {h['used_codes']} of {h['codebook_size']} codes used, "
+            f"**{h['dead_codes']} dead**; perplexity **{h['perplexity']:.1f}** "
+            f"({h['perplexity_fraction']:.0%} of K) over {int(c.sum()):,} positions "
+            f"({m.n_test:,} test images × {shapes[0]}×{shapes[1]} cells).")
+
+
+@functools.lru_cache(maxsize=16)
+def atlas(name: str, level: int) -> np.ndarray:
+    """The ``ATLAS`` most used codes, each decoded as a map filled with it (other levels: their
+    most used code)."""
+    m = load(name)
+    firsts = [int(np.argmax(counts(m, lv))) for lv in range(m.info.levels)]
+    order = np.argsort(-counts(m, level))[:ATLAS]
+    ims = []
+    for k in order:
+        maps = [np.full(tuple(s), k if lv == level else firsts[lv], np.int64)
+                for lv, s in enumerate(m.info.index_shapes)]
+        ims.append(decode_maps(m, maps))
+    return viz.grid_image(ims, cols=8, pixels=8 * 29 * 2, pad=1)
+
+
+@functools.lru_cache(maxsize=16)
+def projection(name: str, level: int) -> tuple[np.ndarray | None, str]:
+    """The level's code vectors in the first two principal components, dot size by use (grey:
+    dead), with the encoder's outputs for 200 test images as small dots when the data is here."""
+    from PIL import Image, ImageDraw
+
+    m = load(name)
+    books = m.model.codebooks()
+    if level >= len(books) or books[level] is None:
+        return None, "This level's codes are one-hot choices with no vectors to project."
+    e = books[level].detach().double().numpy()
+    c = counts(m, level)
+    z_e = None
+    x = [test_image(m, i) for i in range(200)]
+    if all(v is not None for v in x):
+        with torch.no_grad():
+            lat = m.model.encode(torch.cat(x))
+        ze = lat.extras.get("z_e")
+        if ze is not None:
+            ze = ze[level] if isinstance(ze, tuple) else ze
+            z_e = ze.permute(0, 2, 3, 1).reshape(-1, ze.shape[1]).double().numpy()
+    mean = e.mean(0)
+    basis = np.linalg.svd(e - mean, full_matrices=False)[2][:2]
+    pe = (e - mean) @ basis.T
+    pz = None if z_e is None else (z_e - mean) @ basis.T
+    both = pe if pz is None else np.concatenate([pe, pz])
+    lo, hi = np.percentile(both, 1, axis=0), np.percentile(both, 99, axis=0)
+    pad = 0.1 * (hi - lo)
+    lo, hi = lo - pad, hi + pad
+    size = 320
+    img = Image.new("RGB", (size, size), "white")
+    d = ImageDraw.Draw(img)
+    to = lambda p: ((p[0] - lo[0]) / (hi[0] - lo[0]) * size, (hi[1] - p[1]) / (hi[1] - lo[1]) * size)  # noqa: E731
+    if pz is not None:
+        for p in pz[::max(1, len(pz) // 3000)]:
+            x0, y0 = to(p)
+            d.point((x0, y0), fill=(190, 190, 190))
+    top = max(1, c.max())
+    for p, n in zip(pe, c):
+        x0, y0 = to(p)
+        r = 1.5 + 5 * np.sqrt(n / top)
+        d.ellipse((x0 - r, y0 - r, x0 + r, y0 + r), fill=(78, 121, 167) if n else (180, 60, 60))
+    d.rectangle((0, 0, size - 1, size - 1), outline=(150, 150, 150))
+    how = ("Blue: code vectors (area ∝ use); red: dead codes"
+           + ("; grey: the encoder's outputs for 200 test images, before snapping to the nearest code."
+              if pz is not None else "; the encoder's outputs need the test images, which are not on this server."))
+    return np.asarray(img), how
+
+
+def history_codes(m: Loaded) -> list[dict]:
+    """The per-epoch code use training recorded (``[]`` for models trained before it was)."""
+    h = read_json(m.card.folder, "history.json", {}) or {}
+    return [e for e in h.get("epochs", []) if "codes" in e]
+
+
+def replay_svg(names: list[str], width: int = 520, height: int = 200) -> str:
+    """Codes used per epoch for every codebook model whose training recorded it."""
+    series = []
+    for n in names:
+        m = load(n)
+        recs = history_codes(m)
+        if recs:
+            series.append((n, [r["codes"][0]["used_codes"] for r in recs], m.info.codebook_size))
+    if not series:
+        return ('<p class="vl-small">No shipped model recorded its code use per epoch yet (training does '
+                'from now on: retrain with <code>python -m vaelab zoo --only vq-vae vq-vae-no-restart</code>).</p>')
+    L, B, T, R = 40, 26, 10, 110
+    n_ep = max(len(s[1]) for s in series)
+    k = max(s[2] for s in series)
+    sx = lambda e: L + e / max(1, n_ep - 1) * (width - L - R)  # noqa: E731
+    sy = lambda u: T + (1 - u / k) * (height - T - B)  # noqa: E731
+    colours = ["#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#b07aa1"]
+    out = [f'<svg viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px" role="img" '
+           f'aria-label="codes used per epoch">',
+           f'<rect x="{L}" y="{T}" width="{width - L - R}" height="{height - T - B}" fill="none" stroke="#9aa0a6"/>',
+           f'<text x="{L - 4}" y="{T + 8}" font-size="10" text-anchor="end">{k}</text>',
+           f'<text x="{L - 4}" y="{height - B}" font-size="10" text-anchor="end">0</text>',
+           f'<text x="{(L + width - R) / 2}" y="{height - 6}" font-size="11" text-anchor="middle">epoch (1 … {n_ep}) '
+           f'→ codes used on the validation images</text>']
+    for j, (n, used, _) in enumerate(series):
+        col = colours[j % len(colours)]
+        out.append(f'<polyline fill="none" stroke="{col}" stroke-width="2" points="'
+                   + " ".join(f"{sx(e):.1f},{sy(u):.1f}" for e, u in enumerate(used)) + '"/>')
+        out.append(f'<text x="{width - R + 6}" y="{sy(used[-1]) + 4:.1f}" font-size="11" fill="{col}">{n}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+# --- the code map editor (a grid of cells in the page; a click selects one) ------------------------
+
+CELL_JS = """
+const root = element.querySelector('.cm') || element;
+function render() {
+  let v = {};
+  try { v = JSON.parse(props.value || '{}'); } catch (e) {}
+  if (!v.map) { root.innerHTML = ''; return; }
+  const sel = v.sel || [-1, -1];
+  root.innerHTML = '<table class="cm-grid">' + v.map.map((row, r) => '<tr>' + row.map((k, c) =>
+    `<td data-r="${r}" data-c="${c}" class="${r === sel[0] && c === sel[1] ? 'cm-sel' : ''}${v.edited && v.edited.some(e => e[0] === r && e[1] === c) ? ' cm-edit' : ''}"
+       style="background:hsl(${(k * 47) % 360},55%,${85 - 25 * (v.used[k] || 0)}%)" title="cell (${r}, ${c}): code ${k}">${k}</td>`
+  ).join('') + '</tr>').join('') + '</table>';
+  root.dataset.sel = sel.join(',');
+}
+root.addEventListener('click', e => {
+  const td = e.target.closest('td'); if (!td) return;
+  const v = JSON.parse(props.value || '{}');
+  v.sel = [+td.dataset.r, +td.dataset.c];
+  props.value = JSON.stringify(v);
+  render();
+  trigger('input');
+});
+watch('value', render);
+render();
+"""
+CELL_CSS = """
+.cm-grid { border-collapse: collapse; font-size: 11px; font-family: monospace; }
+.cm-grid td { width: 34px; height: 30px; text-align: center; border: 1px solid #fff; cursor: pointer; color: #202124; }
+.cm-grid td.cm-sel { outline: 3px solid #202124; outline-offset: -3px; }
+.cm-grid td.cm-edit { font-weight: 700; text-decoration: underline; }
+"""
+
+
+def map_value(m: Loaded, level: int, maps: list[np.ndarray], sel=None, edited=()) -> str:
+    c = counts(m, level)
+    used = (np.log1p(c) / max(np.log1p(c).max(), 1e-9)).round(2).tolist()
+    return json.dumps({"model": m.card.name, "level": level, "maps": [a.tolist() for a in maps],
+                       "map": maps[level].tolist(), "sel": sel, "edited": [list(e) for e in edited], "used": used})
+
+
+def _read(value) -> dict:
+    try:
+        v = json.loads(value or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return v if isinstance(v, dict) else {}
+
+
+def _test_index(m: Loaded, index) -> int:
+    try:
+        return int(index or 0) % m.n_test
+    except (TypeError, ValueError, OverflowError):
+        raise gr.Error(f"A test image is picked by its number, 0 to {m.n_test - 1}.")
+
+
+def show_image(name: str, level, index) -> dict:
+    """A test image's code map at the chosen level, and its decoding (nothing edited yet)."""
+    m = load(name)
+    lv, i = _level(m, level), _test_index(m, index)
+    maps = test_maps(m, i)
+    x = test_image(m, i)
+    return {"cells": map_value(m, lv, maps), "decoded": viz.to_display(decode_maps(m, maps)),
+            "original": viz.placeholder_image("The original is not on this server") if x is None else viz.to_display(x[0]),
+            "cell_note": "Click a cell of the map, then give it another code."}
+
+
+def pick_cell(value) -> dict:
+    """A cell clicked: its code, and how often that code is used."""
+    v = _read(value)
+    if not v.get("sel") or not v.get("model"):
+        return {}
+    m = load(v["model"])
+    r, c = (int(t) for t in v["sel"])
+    k = int(v["map"][r][c])
+    n = int(counts(m, int(v["level"]))[k])
+    return {"new_code": gr.update(value=k, maximum=m.info.codebook_size - 1),
+            "cell_note": f"Cell ({r}, {c}) holds code **{k}**, used {n:,} times on the test set. "
+                         f"Choose another code (0 to {m.info.codebook_size - 1}) and apply."}
+
+
+def apply_code(value, code) -> dict:
+    """Give the selected cell another code and decode the edited map."""
+    v = _read(value)
+    if not v.get("model") or not v.get("sel"):
+        raise gr.Error("Click a cell of the code map first.")
+    m = load(v["model"])
+    k_max = m.info.codebook_size - 1
+    try:
+        k = int(code)
+    except (TypeError, ValueError, OverflowError):
+        raise gr.Error(f"A code is a whole number from 0 to {k_max}.")
+    if not 0 <= k <= k_max:
+        raise gr.Error(f"{m.card.name} has codes 0 to {k_max}; there is no code {k}.")
+    lv = int(v["level"])
+    maps = [np.asarray(a, np.int64) for a in v["maps"]]
+    r, c = (int(t) for t in v["sel"])
+    if not (0 <= r < maps[lv].shape[0] and 0 <= c < maps[lv].shape[1]):
+        raise gr.Error("That cell is not in the map.")
+    maps[lv][r, c] = k
+    edited = {tuple(e) for e in v.get("edited", [])} | {(r, c)}
+    return {"cells": map_value(m, lv, maps, [r, c], sorted(edited)),
+            "decoded": viz.to_display(decode_maps(m, maps)),
+            "cell_note": f"Cell ({r}, {c}) now holds code **{k}** ({len(edited)} cell(s) edited)."}
+
+
+def sample_prior(name: str, temperature, seed) -> dict:
+    """Eight images from the model's prior over code maps at ``temperature``."""
+    m = load(name)
+    try:
+        t = float(temperature)
+    except (TypeError, ValueError):
+        t = float("nan")
+    if not np.isfinite(t) or not 0.05 <= t <= 5:
+        raise gr.Error("The temperature must be a number between 0.05 and 5.")
+    try:
+        with torch.no_grad():
+            ims = m.model.sample(8, generator=torch.Generator().manual_seed(int(seed or 0)), temperature=t)
+    except Exception as error:  # no prior trained for this model
+        return {"samples": viz.placeholder_image(f"{m.card.name} has no trained prior over its codes", 84, width=8 * 84),
+                "samples_note": f"No samples: {error}"}
+    if getattr(m.model, "_code_prior", None) is None:
+        note = (f"Eight code maps with every code drawn independently from {m.card.name}'s own uniform prior "
+                "(no learned prior over its codes yet: τ does not apply).")
+    else:
+        note = (f"Eight code maps drawn from the learned PixelCNN prior, each logit divided by τ = {t:g} "
+                "(τ < 1: the most likely codes; τ > 1: more varied, more broken).")
+    return {"samples": viz.strip(list(ims.clamp(0, 1)), 84), "samples_note": note}
+
+
+def select_model(name: str, level, index, names: list[str]) -> dict:
+    """Choosing a model or level: usage, numbers, atlas, projection, the image's code map, replay."""
+    m = load(name)
+    lv = _level(m, level)
+    proj, how = projection(name, lv)
+    return {"level": gr.update(choices=level_names(m), value=level_names(m)[lv], visible=m.info.levels > 1),
+            "usage": usage_svg(counts(m, lv), f"{name}, {level_names(m)[lv]}: use of each code on the test set"),
+            "stats": stats_markdown(m, lv), "atlas": atlas(name, lv),
+            "projection": gr.update(value=proj, visible=proj is not None), "projection_note": how,
+            "replay": replay_svg(list(names)), **show_image(name, level_names(m)[lv], index)}
+
+
+# --- layout and wiring -------------------------------------------------------------------------
+
+def render(cards: list[Card]):
+    models = codebook_models(cards)
+    with gr.Tab("Codebook"):
+        gr.Markdown(SUMMARY)
+        if not models:
+            gr.Markdown("No model with a codebook is shipped with this app.")
+            return None
+        names = [c.name for c in models]
+        state_names = gr.State(names)
+        c = {}
+        with gr.Row():
+            model = model_picker([(x.short_label, x.name) for x in models], ("vq-vae", "vq-vae-2"), label="Model",
+                                 scale=2, elem_id="cb-model")
+            c["level"] = gr.Radio(["codes"], value="codes", label="Code level", scale=2, visible=False,
+                                  elem_id="cb-level")
+            index = gr.Number(0, precision=0, label="test image #", scale=1, minimum=0)
+        with gr.Row():
+            with gr.Column(scale=3):
+                c["usage"] = gr.HTML(elem_id="cb-usage")
+                c["stats"] = gr.Markdown()
+            with gr.Column(scale=2):
+                c["replay"] = gr.HTML(label="codes used per epoch, as training went", show_label=True)
+        with gr.Accordion("Perplexity and dead codes: the formulas", open=False):
+            gr.Markdown(FORMULA, latex_delimiters=LATEX)
+        gr.Markdown("**Edit a code map.** Each cell is one code of the test image's map (colour: the code, "
+                    "paler = rarer). Click a cell, choose a code, apply: the image is decoded again.")
+        with gr.Row():
+            c["original"] = gr.Image(label="test image", height=150, width=150, buttons=[], interactive=False,
+                                     image_mode="L", type="numpy", scale=0, min_width=150)
+            c["cells"] = gr.HTML(html_template='<div class="cm"></div>', js_on_load=CELL_JS, css_template=CELL_CSS,
+                                 apply_default_css=False, elem_id="cb-cells")
+            c["decoded"] = gr.Image(label="decoded from the (edited) map", height=150, width=150, buttons=[],
+                                    interactive=False, image_mode="L", type="numpy", scale=0, min_width=150,
+                                    elem_id="cb-decoded")
+            with gr.Column(scale=1, min_width=220):
+                c["cell_note"] = gr.Markdown()
+                c["new_code"] = gr.Number(0, precision=0, label="code for the selected cell", minimum=0,
+                                          elem_id="cb-code")
+                with gr.Row():
+                    apply = gr.Button("Apply", variant="primary", elem_id="cb-apply")
+                    reset = gr.Button("Reset")
+        with gr.Row():
+            c["atlas"] = gr.Image(label=f"atlas: the {ATLAS} most used codes, each decoded as a map filled with it",
+                                  buttons=[], interactive=False, type="numpy", scale=1)
+            with gr.Column(scale=1):
+                c["projection"] = gr.Image(label="code vectors and encoder outputs, first two principal components",
+                                           buttons=[], interactive=False, type="numpy", height=320, width=320)
+                c["projection_note"] = gr.Markdown(elem_classes=["vl-small"])
+        with gr.Row():
+            temperature = gr.Slider(0.1, 3.0, value=1.0, step=0.05, label="prior temperature τ", scale=2,
+                                    elem_id="cb-temperature")
+            seed = gr.Number(0, precision=0, label="seed", scale=1)
+        c["samples"] = gr.Image(label="samples from the prior over code maps", height=110, buttons=[],
+                                interactive=False, type="numpy")
+        c["samples_note"] = gr.Markdown(elem_classes=["vl-small"])
+
+    inputs = [model, c["level"], index, state_names]
+    outputs = [c[k] for k in ("level", "usage", "stats", "atlas", "projection", "projection_note", "replay",
+                              "cells", "decoded", "original", "cell_note")]
+    model.change(keyed(select_model, c), inputs, outputs, api_name="codebook_model", trigger_mode="always_last")
+    c["level"].input(keyed(select_model, c), inputs, outputs, api_name="codebook_level")
+    image_outputs = [c[k] for k in ("cells", "decoded", "original", "cell_note")]
+    index.submit(keyed(show_image, c), [model, c["level"], index], image_outputs, api_name="codebook_image")
+    reset.click(keyed(show_image, c), [model, c["level"], index], image_outputs, api_name="codebook_reset")
+    c["cells"].input(keyed(pick_cell, c), c["cells"], [c["new_code"], c["cell_note"]], api_name="codebook_cell",
+                     show_progress="hidden")
+    edit = [c["cells"], c["decoded"], c["cell_note"]]
+    apply.click(keyed(apply_code, c), [c["cells"], c["new_code"]], edit, api_name="codebook_edit",
+                show_progress="hidden")
+    c["new_code"].submit(keyed(apply_code, c), [c["cells"], c["new_code"]], edit, show_progress="hidden",
+                         api_visibility="private")
+    sample = [c["samples"], c["samples_note"]]
+    gr.on([temperature.release, seed.submit], keyed(sample_prior, c), [model, temperature, seed], sample,
+          api_name="codebook_sample", trigger_mode="always_last")
+    model.change(keyed(sample_prior, c), [model, temperature, seed], sample, api_visibility="private")
+
+    def first(name, level, index, names, temperature, seed):
+        return {**select_model(name, level, index, names), **sample_prior(name, temperature, seed)}
+    return keyed(first, c), inputs + [temperature, seed], outputs + sample
