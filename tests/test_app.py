@@ -68,6 +68,8 @@ def _endpoint_args(tmp_path):
     books = [c.name for c in codebook.codebook_models(cards)]
     cell = codebook.show_image(books[0], None, 0)["cells"] if books else ""
     cell = cell.replace('"sel": null', '"sel": [0, 0]')
+    from vaelab.app.tabs import gumbel
+    gmodels = [c.name for c in gumbel.gumbel_models(cards)]
     z = [0.5] * sliders.MAX_SLIDERS
     return {
         "/status": [],
@@ -95,6 +97,9 @@ def _endpoint_args(tmp_path):
             "/codebook_image": [books[0], "codes", 2], "/codebook_reset": [books[0], "codes", 2],
             "/codebook_cell": [cell], "/codebook_edit": [cell, 3], "/codebook_sample": [books[0], 1.0, 0],
             "/init_codebook": [books[0], "codes", 0, 1.0, 0]} if books else {}),
+        **({"/gumbel_tau": [gmodels[0], -0.5, 1, 0], "/gumbel_model": [gmodels[0], 0.0, 1, 0],
+            "/gumbel_image": [gmodels[0], 0.0, 2, 0], "/gumbel_seed": [gmodels[0], 0.0, 2, 3],
+            "/init_gumbel": [gmodels[0], 0.0, 0, 0]} if gmodels else {}),
         **({"/beta_select": [series[1], "2nd", 0], "/beta_rank": [series[1], "3rd", 0],
             "/beta_start": [series[1], "1st", 5, 0], "/init_beta": [series[1], "1st", 0, 0]} if series else {}),
         "/init_draw": [drawing, [draw.PCA2]],

@@ -243,6 +243,20 @@ def test_codebook_tab_edits_a_code_and_redecodes(page, shots):
     page.screenshot(path=str(shots / "codebook.png"), full_page=True)
 
 
+def test_gumbel_tab_moving_tau_changes_the_soft_codes(page, shots):
+    page.get_by_role("tab", name="Gumbel temperature").click()
+    page.wait_for_selector("#gb-heatmap img", timeout=60_000)
+    page.wait_for_selector("#gb-soft img")
+    before = page.locator("#gb-heatmap img").get_attribute("src")
+    soft = page.locator("#gb-soft img").get_attribute("src")
+    number = page.locator("#gb-tau input[type=number]")
+    number.fill("-1.2")
+    number.press("Enter")
+    page.wait_for_function("before => document.querySelector('#gb-heatmap img').src !== before", arg=before)
+    page.wait_for_function("before => document.querySelector('#gb-soft img').src !== before", arg=soft)
+    page.screenshot(path=str(shots / "gumbel.png"), full_page=True)
+
+
 def test_models_tab(page, shots):
     page.get_by_role("tab", name="Models").click()
     page.wait_for_timeout(300)

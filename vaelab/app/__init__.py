@@ -19,7 +19,7 @@ import gradio as gr
 
 from vaelab.app.catalogue import scan_checkpoints
 from vaelab.app.state import dataset_status, host_instructions, warm_up
-from vaelab.app.tabs import beta, codebook, draw, latent_map, models, sliders
+from vaelab.app.tabs import beta, codebook, draw, gumbel, latent_map, models, sliders
 
 # Small type for secondary lines; a compact header so each tab's main figure fits a 1280×720
 # projector; on a phone the tab bar scrolls sideways instead of hiding tabs behind a menu.
@@ -62,6 +62,7 @@ def build() -> gr.Blocks:
         draw_load = draw.render()
         beta_load = beta.render(cards)
         codebook_load = codebook.render(cards)
+        gumbel_load = gumbel.render(cards)
         models.render(cards)
         with gr.Accordion("Running this app yourself?", open=False):
             gr.Markdown(host_instructions())
@@ -76,4 +77,6 @@ def build() -> gr.Blocks:
             demo.load(*beta_load, api_name="init_beta")
         if codebook_load:
             demo.load(*codebook_load, api_name="init_codebook")
+        if gumbel_load:
+            demo.load(*gumbel_load, api_name="init_gumbel")
     return demo

@@ -22,7 +22,7 @@ import torch
 from vaelab import metrics, viz
 from vaelab.app.catalogue import Card
 from vaelab.app.state import Loaded, load, test_image
-from vaelab.app.widgets import LATEX, default_choice, keyed, model_picker
+from vaelab.app.widgets import LATEX, keyed, model_picker
 from vaelab.checkpoint import read_info
 from vaelab.folders import read_json
 

@@ -1,0 +1,64 @@
+"""The Gumbel temperature tab: its numbers against direct computations from the logits."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from vaelab.app import catalogue, state
+from vaelab.app.tabs import gumbel as gb
+
+MODELS = [c.name for c in gb.gumbel_models(catalogue.scan_checkpoints())]
+pytestmark = pytest.mark.skipif(not MODELS, reason="no Gumbel-softmax model among the checkpoints")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_soft_samples_entropy_is_the_one_computed_from_the_logits(name):
+    m = state.load(name)
+    x, _ = gb.input_image(m, 4)
+    for log_tau in (-1.0, 0.0, 0.7):
+        out = gb.move_tau(name, log_tau, 4, 1)
+        tau = 10 ** log_tau
+        # independently: the encoder's logits, the same seeded Gumbel noise, softmax over the categories
+        with torch.no_grad():
+            logits = m.model.posterior_logits(x)
+        g = -torch.log(-torch.log(torch.rand((6, *logits.shape[1:]), generator=torch.Generator().manual_seed(1))
+                                  .clamp(1e-20, 1)))
+        dim = m.model.quantizer.dim
+        y = torch.softmax((logits + g[:1]) / tau, dim).movedim(dim, -1).reshape(-1, m.model.quantizer.codebook_size)
+        h = float(-(y * torch.log(y.clamp_min(1e-30))).sum(-1).mean())
+        shown = float(re.search(r"entropy is \*\*([\d.]+) nats", out["entropy"]).group(1))
+        assert shown == pytest.approx(h, abs=2e-3), (log_tau, shown, h)
+
+
+def test_low_tau_hardens_the_choice_and_high_tau_spreads_it():
+    name = MODELS[0]
+    low, high = gb.move_tau(name, -1.3, 0, 0), gb.move_tau(name, 1.0, 0, 0)
+    h = lambda out: float(re.search(r"entropy is \*\*([\d.]+)", out["entropy"]).group(1))  # noqa: E731
+    k = state.load(name).model.quantizer.codebook_size
+    assert h(low) < 0.2 < h(high) <= math.log(k) + 1e-6
+
+
+def test_the_hard_codes_do_not_depend_on_tau_and_the_soft_ones_do():
+    name = MODELS[0]
+    a, b = gb.move_tau(name, -0.5, 2, 0), gb.move_tau(name, 0.5, 2, 0)
+    assert np.array_equal(a["hard"], b["hard"]) and not np.array_equal(a["soft"], b["soft"])
+
+
+def test_the_gap_is_relaxed_minus_exact():
+    c = gb.curves(MODELS[0], 2, 0)
+    note = gb.show(MODELS[0], 0.0, 2, 0)["gap_note"]
+    relaxed, exact, gap = (float(v) for v in re.search(
+        r"objective is ([\d.]+) nats against the exact ([\d.]+): a gap of ([+-][\d.]+)", note).groups())
+    assert gap == pytest.approx(relaxed - exact, abs=0.011) and exact == pytest.approx(c["exact"], abs=0.006)
+
+
+@pytest.mark.parametrize("bad", ["hot", float("nan"), None])
+def test_a_tau_that_is_not_a_number_is_a_clear_error(bad):
+    import gradio as gr
+    with pytest.raises(gr.Error, match="log scale"):
+        gb.move_tau(MODELS[0], bad, 0, 0)

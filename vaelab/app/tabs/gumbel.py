@@ -1,0 +1,294 @@
+"""Gumbel temperature: how the Gumbel-softmax turns a soft distribution into a hard choice.
+
+For the models whose codes are drawn with the Gumbel-softmax (the grid dVAE, the 20×10
+categorical VAE): a temperature τ on a log scale; for a chosen test image, each position's soft
+sample ``softmax((log π + g)/τ)`` as a heatmap with its entropy, the image decoded from the soft
+codes beside the straight-through hard ones, several samples at τ, the reconstruction error
+against τ with the current τ marked, the training schedule of τ with where the shipped model
+ended, and the gap between the relaxed objective and the exact discrete one as τ varies — the
+bias the relaxation buys. The Gumbel noise ``g`` is fixed by a seed, so moving τ alone changes
+the picture.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import gradio as gr
+import numpy as np
+import torch
+
+from vaelab import viz
+from vaelab.app.catalogue import Card
+from vaelab.app.state import Loaded, load, reconstruct_test, test_image
+from vaelab.app.widgets import LATEX, keyed, model_picker
+from vaelab.folders import read_json
+from vaelab.nn.gumbel import categorical_kl_uniform, gumbel_noise, one_hot
+
+TAU_MIN, TAU_MAX = 0.05, 10.0
+CURVE_TAUS = np.geomspace(TAU_MIN, TAU_MAX, 17)
+NOISE_DRAWS = 16
+SUMMARY = ("**A discrete code cannot be differentiated through, so training draws a *soft* one: "
+           "softmax((log π + g)/τ).** Low τ makes it almost one-hot (a hard choice), high τ spreads it "
+           "out. Move τ and watch the choice harden.")
+
+
+def gumbel_models(cards: list[Card]) -> list[Card]:
+    """Checkpoints whose codes are drawn with the Gumbel-softmax (they expose their posterior's
+    logits and a temperature schedule)."""
+    out = []
+    for c in cards:
+        if c.size.startswith("discrete"):
+            model = load(c.name).model
+            if callable(getattr(model, "posterior_logits", None)) and callable(getattr(model, "temperature", None)):
+                out.append(c)
+    return out
+
+
+def tau_of(log_tau) -> float:
+    """The slider moves log10 τ; τ itself, clipped to the range shown."""
+    try:
+        v = float(log_tau)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not math.isfinite(v):
+        raise gr.Error(f"τ is set on a log scale between {TAU_MIN:g} and {TAU_MAX:g}.")
+    return float(np.clip(10 ** v, TAU_MIN, TAU_MAX))
+
+
+def input_image(m: Loaded, index) -> tuple[torch.Tensor, str]:
+    """Test image ``index``, or (without the dataset) the model's decoding of its cached codes."""
+    try:
+        i = int(index or 0) % m.n_test
+    except (TypeError, ValueError, OverflowError):
+        raise gr.Error(f"A test image is picked by its number, 0 to {m.n_test - 1}.")
+    x = test_image(m, i)
+    if x is not None:
+        return x, f"test image #{i}"
+    rec, how = reconstruct_test(m, i)
+    if rec is None:
+        raise gr.Error(f"Test image #{i} is not on this server and {m.card.name} cached no codes for it.")
+    return rec, f"test image #{i} as the model rebuilds it from its cached codes (the originals are not on this server)"
+
+
+@torch.no_grad()
+def logits_and_noise(m: Loaded, x: torch.Tensor, seed: int, draws: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """The posterior's logits for ``x`` and ``draws`` fixed Gumbel noise tensors of their shape."""
+    logits = m.model.posterior_logits(x)
+    g = gumbel_noise((draws, *logits.shape[1:]), torch.Generator().manual_seed(int(seed)))
+    return logits, g
+
+
+def soft_codes(m: Loaded, logits: torch.Tensor, g: torch.Tensor, tau: float) -> torch.Tensor:
+    """``softmax((logits + g)/τ)`` along the category dimension: (draws, *logits.shape[1:])."""
+    return torch.softmax((logits + g) / tau, dim=m.model.quantizer.dim)
+
+
+def hard_codes(m: Loaded, y: torch.Tensor) -> torch.Tensor:
+    q = m.model.quantizer
+    return one_hot(y.argmax(q.dim), q.codebook_size, q.dim, y.dtype)
+
+
+@torch.no_grad()
+def decode_codes(m: Loaded, codes: torch.Tensor) -> torch.Tensor:
+    return m.model.decode(m.model.quantizer.codes_to_z(codes)).clamp(0, 1)
+
+
+def positions_by_category(m: Loaded, y: torch.Tensor) -> np.ndarray:
+    """One draw's codes as a (positions, K) matrix."""
+    return y.movedim(m.model.quantizer.dim, -1).reshape(-1, m.model.quantizer.codebook_size).numpy()
+
+
+def entropy(p: np.ndarray) -> np.ndarray:
+    """Entropy in nats of each row of ``p`` (0 · log 0 = 0)."""
+    p = np.asarray(p, np.float64)
+    return -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0)).sum(-1)
+
+
+def heatmap(p: np.ndarray, cell: int = 6) -> np.ndarray:
+    """Rows: positions; columns: categories; dark blue = probability 1, white = 0."""
+    v = np.clip(p, 0, 1)[..., None]
+    white, blue = np.array([255, 255, 255.0]), np.array([31, 60, 120.0])
+    rgb = (white * (1 - v) + blue * v).astype(np.uint8)
+    return np.kron(rgb, np.ones((cell, cell, 1), np.uint8))
+
+
+@functools.lru_cache(maxsize=32)
+def curves(name: str, index: int, seed: int) -> dict:
+    """Over ``CURVE_TAUS``, averaged over ``NOISE_DRAWS`` Gumbel draws: the squared error of the
+    soft and the hard decoding, and the relaxed and exact objectives (recon NLL of the soft
+    sample, or of the exact Gumbel-max sample, plus KL(q ‖ uniform))."""
+    m = load(name)
+    x, _ = input_image(m, index)
+    logits, g = logits_and_noise(m, x, seed, NOISE_DRAWS)
+    kl = float(categorical_kl_uniform(logits, m.model.quantizer.dim).sum())
+    hard = hard_codes(m, logits + g)  # Gumbel-max: an exact categorical sample per draw
+    with torch.no_grad():
+        exact = m.model.recon_nll(m.model.decode_params(m.model.quantizer.codes_to_z(hard)),
+                                  x.expand(NOISE_DRAWS, *x.shape[1:]))
+    out = {"tau": CURVE_TAUS.tolist(), "soft_mse": [], "hard_mse": [], "relaxed": [],
+           "exact": float(exact.mean()) + kl, "kl": kl}
+    for tau in CURVE_TAUS:
+        y = soft_codes(m, logits, g, float(tau))
+        with torch.no_grad():
+            params = m.model.decode_params(m.model.quantizer.codes_to_z(y))
+            relaxed = m.model.recon_nll(params, x.expand(NOISE_DRAWS, *x.shape[1:]))
+        out["soft_mse"].append(float(((decode_codes(m, y) - x) ** 2).mean()))
+        out["hard_mse"].append(float(((decode_codes(m, hard_codes(m, y)) - x) ** 2).mean()))
+        out["relaxed"].append(float(relaxed.mean()) + kl)
+    return out
+
+
+def line_svg(xs, series: list[tuple[str, list[float], str]], mark: float, ylabel: str, xlabel: str,
+             width: int = 420, height: int = 220, logx: bool = True, hline: tuple[str, float, str] | None = None) -> str:
+    """A small line chart: ``series`` of (name, values, colour) over ``xs``, a vertical marker at
+    ``mark`` and an optional horizontal reference line."""
+    L, R, T, B = 52, 10, 12, 40
+    fx = (lambda v: math.log10(v)) if logx else (lambda v: v)
+    x0, x1 = fx(min(xs)), fx(max(xs))
+    ys = [v for _, vals, _ in series for v in vals] + ([hline[1]] if hline else [])
+    y0, y1 = min(ys), max(ys)
+    pad = 0.06 * (y1 - y0 or 1)
+    y0, y1 = y0 - pad, y1 + pad
+    sx = lambda v: L + (fx(v) - x0) / ((x1 - x0) or 1) * (width - L - R)  # noqa: E731
+    sy = lambda v: T + (y1 - v) / ((y1 - y0) or 1) * (height - T - B)  # noqa: E731
+    parts = [f'<svg viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px" role="img" '
+             f'aria-label="{ylabel} against {xlabel}">',
+             f'<rect x="{L}" y="{T}" width="{width - L - R}" height="{height - T - B}" fill="none" stroke="#9aa0a6"/>']
+    for t in ([0.05, 0.1, 0.3, 1, 3, 10] if logx else np.linspace(min(xs), max(xs), 5)):
+        if min(xs) <= t <= max(xs):
+            parts.append(f'<text x="{sx(t):.1f}" y="{height - B + 14}" font-size="10" text-anchor="middle" '
+                         f'fill="#5f6368">{t:.3g}</text>')
+    for t in np.linspace(y0, y1, 4):
+        parts.append(f'<text x="{L - 4}" y="{sy(t) + 3:.1f}" font-size="10" text-anchor="end" fill="#5f6368">{t:.3g}</text>')
+    parts.append(f'<text x="{(L + width - R) / 2}" y="{height - 8}" font-size="11" text-anchor="middle">{xlabel}</text>')
+    parts.append(f'<text transform="translate(12 {(T + height - B) / 2}) rotate(-90)" font-size="11" '
+                 f'text-anchor="middle">{ylabel}</text>')
+    if hline:
+        name, v, col = hline
+        parts.append(f'<line x1="{L}" x2="{width - R}" y1="{sy(v):.1f}" y2="{sy(v):.1f}" stroke="{col}" '
+                     f'stroke-dasharray="5 3"/><text x="{width - R - 4}" y="{sy(v) - 4:.1f}" font-size="10" '
+                     f'text-anchor="end" fill="{col}">{name}</text>')
+    for j, (name, vals, col) in enumerate(series):
+        parts.append(f'<polyline fill="none" stroke="{col}" stroke-width="2" points="'
+                     + " ".join(f"{sx(x):.1f},{sy(v):.1f}" for x, v in zip(xs, vals)) + '"/>')
+        parts.append(f'<text x="{L + 6}" y="{T + 14 + 13 * j}" font-size="11" fill="{col}">{name}</text>')
+    parts.append(f'<line x1="{sx(mark):.1f}" x2="{sx(mark):.1f}" y1="{T}" y2="{height - B}" stroke="#f28e2b" '
+                 f'stroke-width="2"/><text x="{sx(mark) + 4:.1f}" y="{height - B - 4}" font-size="11" '
+                 f'fill="#f28e2b">τ = {mark:.3g}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def schedule_svg(m: Loaded, tau: float) -> str:
+    """τ over training as the model's schedule set it, to the step the shipped model ended at."""
+    h = read_json(m.card.folder, "history.json", {}) or {}
+    last = max([e.get("step", 0) for e in h.get("epochs", [])] or [0])
+    steps = np.linspace(0, max(last, 1), 60)
+    taus = [m.model.temperature(int(s)) for s in steps]
+    end = m.model.temperature(int(last))
+    svg = line_svg(list(steps), [("τ during training", taus, "#4e79a7")], mark=float(steps[-1]),
+                   ylabel="τ", xlabel=f"training step (the shipped model stopped at {last:,}, τ = {end:.3g})",
+                   logx=False)
+    return svg.replace(f"τ = {float(steps[-1]):.3g}</text>", "end</text>")
+
+
+def show(name: str, log_tau, index, seed) -> dict:
+    """Everything at the current τ: heatmap, entropy, soft and hard decodings, samples, curves."""
+    m = load(name)
+    tau = tau_of(log_tau)
+    x, what = input_image(m, index)
+    try:
+        s = int(seed or 0)
+    except (TypeError, ValueError, OverflowError):
+        raise gr.Error("The seed is a whole number.")
+    logits, g = logits_and_noise(m, x, s, 6)
+    y = soft_codes(m, logits, g, tau)  # six draws
+    p = positions_by_category(m, y[:1])
+    h = entropy(p)
+    k = m.model.quantizer.codebook_size
+    pi = positions_by_category(m, torch.softmax(logits, m.model.quantizer.dim))
+    pos = int(np.argmax(entropy(pi)))  # the position the encoder is least sure about
+    top = np.argsort(-pi[pos])[:3]
+    c = curves(name, int(index or 0) % m.n_test, s)
+    i = int(np.argmin(np.abs(np.log(c["tau"]) - np.log(tau))))
+    soft, hard = decode_codes(m, y[:1])[0], decode_codes(m, hard_codes(m, y[:1]))[0]
+    return {
+        "heatmap": heatmap(p),
+        "entropy": (f"**At τ = {tau:.3g}** ({what}): the soft sample's entropy is **{h.mean():.3f} nats** per "
+                    f"position on average (0 = one-hot, log K = {math.log(k):.2f} = uniform over the {k} "
+                    f"categories); {int((p.max(1) > 0.99).sum())} of {len(p)} positions are already > 99 % one "
+                    f"category."),
+        "soft": viz.to_display(soft), "hard": viz.to_display(hard),
+        "samples": viz.strip([im for im in decode_codes(m, y)], 84),
+        "formula": ("$$y_k = \\frac{\\exp\\big((\\log\\pi_k + g_k)/\\tau\\big)}{\\sum_{j=1}^{K}\\exp\\big((\\log\\pi_j + "
+                    "g_j)/\\tau\\big)},\\quad g_k \\sim \\mathrm{Gumbel}(0,1),\\quad \\tau = " + f"{tau:.3g}$$\n\n"
+                    f"At the position the encoder is least sure of (position {pos} of {len(pi)}), its three most "
+                    "likely categories: "
+                    + ", ".join(f"$\\pi_{{{int(j)}}} = {pi[pos, j]:.2f} \\to y_{{{int(j)}}} = {p[pos, j]:.2f}$" for j in top)
+                    + "."),
+        "error_curve": line_svg(c["tau"], [("soft codes", c["soft_mse"], "#4e79a7"),
+                                           ("hard (straight-through) codes", c["hard_mse"], "#e15759")], tau,
+                                "squared error per pixel", "τ (log scale)"),
+        "gap_curve": line_svg(c["tau"], [("relaxed objective", c["relaxed"], "#4e79a7")], tau,
+                              "−ELBO estimate, nats", "τ (log scale)", hline=("exact (discrete sample)", c["exact"], "#e15759")),
+        "gap_note": (f"At τ = {c['tau'][i]:.3g} the relaxed objective is {c['relaxed'][i]:.2f} nats against the exact "
+                     f"{c['exact']:.2f}: a gap of {c['relaxed'][i] - c['exact']:+.2f} nats, the bias the relaxation buys "
+                     f"(averaged over {NOISE_DRAWS} Gumbel draws; KL to the uniform prior {c['kl']:.2f} nats in both)."),
+        "schedule": schedule_svg(m, tau),
+    }
+
+
+def move_tau(name: str, log_tau, index, seed) -> dict:
+    """Moving τ: the same as :func:`show` without the training schedule (it does not depend on τ)."""
+    out = show(name, log_tau, index, seed)
+    out.pop("schedule")
+    return out
+
+
+# --- layout and wiring -------------------------------------------------------------------------
+
+def render(cards: list[Card]):
+    models = gumbel_models(cards)
+    with gr.Tab("Gumbel temperature"):
+        gr.Markdown(SUMMARY)
+        if not models:
+            gr.Markdown("No model with Gumbel-softmax codes is shipped with this app.")
+            return None
+        with gr.Row():
+            model = model_picker([(c.short_label, c.name) for c in models], ("dvae", "gumbel-vae"), label="Model",
+                                 scale=2, elem_id="gb-model")
+            log_tau = gr.Slider(math.log10(TAU_MIN), math.log10(TAU_MAX), value=0.0, step=0.01,
+                                label="log₁₀ τ  (−1.3 → τ = 0.05, 0 → τ = 1, 1 → τ = 10)", scale=3, elem_id="gb-tau")
+            index = gr.Number(0, precision=0, label="test image #", scale=1, minimum=0)
+            seed = gr.Number(0, precision=0, label="noise seed", scale=1)
+        c = {}
+        c["entropy"] = gr.Markdown()
+        with gr.Row():
+            c["heatmap"] = gr.Image(label="soft sample: one row per position, one column per category (dark = 1)",
+                                    buttons=[], interactive=False, type="numpy", elem_id="gb-heatmap", scale=2)
+            with gr.Column(scale=2):
+                with gr.Row():
+                    c["soft"] = gr.Image(label="decoded from the soft codes", height=170, width=170, buttons=[],
+                                         interactive=False, image_mode="L", type="numpy", elem_id="gb-soft")
+                    c["hard"] = gr.Image(label="from the hard (one-hot) codes", height=170, width=170, buttons=[],
+                                         interactive=False, image_mode="L", type="numpy", elem_id="gb-hard")
+                c["samples"] = gr.Image(label="six Gumbel draws at this τ (soft codes)", height=100, buttons=[],
+                                        interactive=False, type="numpy")
+        with gr.Accordion("The Gumbel-softmax, with this τ and the encoder's own probabilities", open=False):
+            c["formula"] = gr.Markdown(latex_delimiters=LATEX)
+        with gr.Row():
+            c["error_curve"] = gr.HTML(label="reconstruction error against τ", show_label=True, elem_id="gb-error")
+            with gr.Column():
+                c["gap_curve"] = gr.HTML(label="relaxed vs exact objective", show_label=True, elem_id="gb-gap")
+                c["gap_note"] = gr.Markdown(elem_classes=["vl-small"])
+            c["schedule"] = gr.HTML(label="τ during training", show_label=True)
+
+    inputs = [model, log_tau, index, seed]
+    quick = [v for k, v in c.items() if k != "schedule"]
+    log_tau.change(keyed(move_tau, c), inputs, quick, api_name="gumbel_tau", show_progress="hidden",
+                   trigger_mode="always_last")
+    for event, api in ((model.change, "gumbel_model"), (index.submit, "gumbel_image"), (seed.submit, "gumbel_seed")):
+        event(keyed(show, c), inputs, list(c.values()), api_name=api, trigger_mode="always_last")
+    return keyed(show, c), inputs, list(c.values())
