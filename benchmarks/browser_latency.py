@@ -335,6 +335,33 @@ def measure_app(browser, url: str, reps: int, quiet: int, first_switch: int) -> 
         results["drawing: lift the pen -> every reconstruction (#recons)"].append(
             timed(page, "#recons", page.mouse.up, quiet))
         page.wait_for_timeout(300)
+    # the new tabs' main controls
+    def open_tab(name: str, ready: str) -> None:
+        page.get_by_role("tab", name=name).click()
+        page.wait_for_selector(ready, timeout=120_000)
+        page.wait_for_timeout(1500)
+
+    open_tab("β comparison", "#beta-rd svg circle")
+    labels = page.locator("#beta-choice label")
+    results["β comparison: choose β -> point and traversal redrawn (#beta-rd)"] = [
+        timed(page, "#beta-rd", lambda k=k: labels.nth(k % labels.count()).click(), quiet) for k in range(reps)]
+
+    open_tab("Codebook", "#cb-cells td")
+    page.wait_for_selector("#cb-decoded img")
+    code = page.locator("#cb-code input")
+    results["codebook: apply a code to a cell -> re-decoded image (#cb-decoded)"] = []
+    for k in range(reps):
+        page.locator("#cb-cells td").nth(3 + k).click()
+        page.wait_for_timeout(400)
+        code.fill(str(17 + 5 * k))
+        results["codebook: apply a code to a cell -> re-decoded image (#cb-decoded)"].append(
+            timed(page, "#cb-decoded", lambda: page.locator("#cb-apply").click(), quiet))
+
+    open_tab("Gumbel temperature", "#gb-heatmap img")
+    tau = page.locator("#gb-tau input[type=number]")
+    results["Gumbel: set τ -> heatmap and reconstructions (#gb-heatmap)"] = [
+        timed(page, "#gb-heatmap", lambda k=k: (tau.fill(f"{-1.2 + 0.3 * k:.2f}"), tau.press("Enter")), quiet)
+        for k in range(reps)]
     page.close()
     return results
 

@@ -95,7 +95,7 @@ def _endpoint_args(tmp_path):
         "/draw": [drawing, draw.draw_plan().default()],
         **({"/codebook_model": [books[0], "codes", 1], "/codebook_level": [books[0], "codes", 1],
             "/codebook_image": [books[0], "codes", 2], "/codebook_reset": [books[0], "codes", 2],
-            "/codebook_cell": [cell], "/codebook_edit": [cell, 3], "/codebook_sample": [books[0], 1.0, 0],
+            "/codebook_cell": [cell], "/codebook_epoch": [books[0], 1], "/codebook_edit": [cell, 3], "/codebook_sample": [books[0], 1.0, 0],
             "/init_codebook": [books[0], "codes", 0, 1.0, 0]} if books else {}),
         **({"/gumbel_tau": [gmodels[0], -0.5, 1, 0], "/gumbel_model": [gmodels[0], 0.0, 1, 0],
             "/gumbel_image": [gmodels[0], 0.0, 2, 0], "/gumbel_seed": [gmodels[0], 0.0, 2, 3],

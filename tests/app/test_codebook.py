@@ -86,3 +86,17 @@ def test_selecting_a_model_fills_the_tab():
     out = cb.select_model(MODELS[0], None, 0, MODELS)
     assert out["usage"].startswith("<svg") and "codes used" in out["stats"]
     assert out["atlas"].shape[0] > 100 and json.loads(out["cells"])["map"]
+
+
+def test_the_replay_shows_the_recorded_counts_of_each_epoch():
+    recorded = [n for n in MODELS if cb.history_codes(state.load(n))]
+    if not recorded:
+        out = cb.replay_epoch(MODELS[0], 1)
+        assert "before code use was recorded" in out["epoch_usage"]
+        pytest.skip("no shipped codebook model recorded its code use per epoch")
+    name = recorded[0]
+    recs = cb.history_codes(state.load(name))
+    out = cb.replay_epoch(name, 1)
+    heights = [float(h) for h in re.findall(r'height="([\d.]+)" fill', out["epoch_usage"])]
+    assert len(heights) == recs[0]["codes"][0]["used_codes"]
+    assert cb.replay_epoch(name, 10**6)["epoch"]["value"] == len(recs)

@@ -212,6 +212,25 @@ def replay_svg(names: list[str], width: int = 520, height: int = 200) -> str:
     return "".join(out)
 
 
+def replay_epoch(name: str, epoch) -> dict:
+    """Code use on the validation images after ``epoch`` (1-based), as training recorded it."""
+    m = load(name)
+    recs = history_codes(m)
+    if not recs:
+        return {"epoch_usage": f'<p class="vl-small">{name} was trained before code use was recorded per epoch.</p>',
+                "epoch": gr.update(maximum=1, value=1, interactive=False)}
+    try:
+        e = int(epoch or len(recs))
+    except (TypeError, ValueError, OverflowError):
+        e = len(recs)
+    e = min(max(e, 1), len(recs))
+    level = recs[e - 1]["codes"][0]
+    svg = usage_svg(np.asarray(level["counts"]),
+                    f"{name} after epoch {e} of {len(recs)}: {level['used_codes']} codes used, "
+                    f"perplexity {level['perplexity']:.1f}", colour="#59a14f")
+    return {"epoch_usage": svg, "epoch": gr.update(maximum=len(recs), value=e, interactive=True)}
+
+
 # --- the code map editor (a grid of cells in the page; a click selects one) ------------------------
 
 CELL_JS = """
@@ -351,7 +370,8 @@ def select_model(name: str, level, index, names: list[str]) -> dict:
             "usage": usage_svg(counts(m, lv), f"{name}, {level_names(m)[lv]}: use of each code on the test set"),
             "stats": stats_markdown(m, lv), "atlas": atlas(name, lv),
             "projection": gr.update(value=proj, visible=proj is not None), "projection_note": how,
-            "replay": replay_svg(list(names)), **show_image(name, level_names(m)[lv], index)}
+            "replay": replay_svg(list(names)), **replay_epoch(name, None),
+            **show_image(name, level_names(m)[lv], index)}
 
 
 # --- layout and wiring -------------------------------------------------------------------------
@@ -378,6 +398,9 @@ def render(cards: list[Card]):
                 c["stats"] = gr.Markdown()
             with gr.Column(scale=2):
                 c["replay"] = gr.HTML(label="codes used per epoch, as training went", show_label=True)
+                c["epoch"] = gr.Slider(1, 2, value=1, step=1, label="replay: code use after epoch …",
+                                       elem_id="cb-epoch")
+                c["epoch_usage"] = gr.HTML(elem_id="cb-epoch-usage")
         with gr.Accordion("Perplexity and dead codes: the formulas", open=False):
             gr.Markdown(FORMULA, latex_delimiters=LATEX)
         gr.Markdown("**Edit a code map.** Each cell is one code of the test image's map (colour: the code, "
@@ -414,7 +437,7 @@ def render(cards: list[Card]):
 
     inputs = [model, c["level"], index, state_names]
     outputs = [c[k] for k in ("level", "usage", "stats", "atlas", "projection", "projection_note", "replay",
-                              "cells", "decoded", "original", "cell_note")]
+                              "epoch", "epoch_usage", "cells", "decoded", "original", "cell_note")]
     model.change(keyed(select_model, c), inputs, outputs, api_name="codebook_model", trigger_mode="always_last")
     c["level"].input(keyed(select_model, c), inputs, outputs, api_name="codebook_level")
     image_outputs = [c[k] for k in ("cells", "decoded", "original", "cell_note")]
@@ -427,6 +450,8 @@ def render(cards: list[Card]):
                 show_progress="hidden")
     c["new_code"].submit(keyed(apply_code, c), [c["cells"], c["new_code"]], edit, show_progress="hidden",
                          api_visibility="private")
+    c["epoch"].input(keyed(replay_epoch, c), [model, c["epoch"]], [c["epoch_usage"], c["epoch"]],
+                     api_name="codebook_epoch", show_progress="hidden", trigger_mode="always_last")
     sample = [c["samples"], c["samples_note"]]
     gr.on([temperature.release, seed.submit], keyed(sample_prior, c), [model, temperature, seed], sample,
           api_name="codebook_sample", trigger_mode="always_last")
