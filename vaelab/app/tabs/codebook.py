@@ -218,7 +218,7 @@ def replay_epoch(name: str, epoch) -> dict:
     recs = history_codes(m)
     if not recs:
         return {"epoch_usage": f'<p class="vl-small">{name} was trained before code use was recorded per epoch.</p>',
-                "epoch": gr.update(maximum=1, value=1, interactive=False)}
+                "epoch": gr.update(visible=False)}
     try:
         e = int(epoch or len(recs))
     except (TypeError, ValueError, OverflowError):
@@ -228,7 +228,7 @@ def replay_epoch(name: str, epoch) -> dict:
     svg = usage_svg(np.asarray(level["counts"]),
                     f"{name} after epoch {e} of {len(recs)}: {level['used_codes']} codes used, "
                     f"perplexity {level['perplexity']:.1f}", colour="#59a14f")
-    return {"epoch_usage": svg, "epoch": gr.update(maximum=len(recs), value=e, interactive=True)}
+    return {"epoch_usage": svg, "epoch": gr.update(maximum=max(2, len(recs)), value=e, visible=True)}
 
 
 # --- the code map editor (a grid of cells in the page; a click selects one) ------------------------
