@@ -259,7 +259,7 @@ def render(cards: list[Card]):
         with gr.Row():
             model = model_picker([(c.short_label, c.name) for c in models], ("dvae", "gumbel-vae"), label="Model",
                                  scale=2, elem_id="gb-model")
-            log_tau = gr.Slider(math.log10(TAU_MIN), math.log10(TAU_MAX), value=0.0, step=0.01,
+            log_tau = gr.Slider(round(math.log10(TAU_MIN), 2), math.log10(TAU_MAX), value=0.0, step=0.01,
                                 label="log₁₀ τ  (−1.3 → τ = 0.05, 0 → τ = 1, 1 → τ = 10)", scale=3, elem_id="gb-tau")
             index = gr.Number(0, precision=0, label="test image #", scale=1, minimum=0)
             seed = gr.Number(0, precision=0, label="noise seed", scale=1)
