@@ -245,9 +245,9 @@ def select_beta(names: list[str], selected: str, rank, start) -> dict:
     d, r = _loss(m)
     return {"rd": rd_svg(list(names), selected), "table": elbo_table(list(names), selected),
             "kl": kl_heatmap(list(names), selected), "traversal": trav,
-            "numbers": (f"**{beta_label(m)}** ({selected}): distortion $D = {d:.2f}$, rate $R = {r:.2f}$ nats; "
-                        f"trained on $D + {m.card.beta:g}\\,R = {d + m.card.beta * r:.2f}$; "
-                        f"$-\\mathrm{{ELBO}} = D + R = {d + r:.2f}$.")}
+            "numbers": (f"**{beta_label(m)}** ({selected}): distortion D = {d:.2f}, rate R = {r:.2f} nats; "
+                        f"trained on D + {m.card.beta:g}·R = {d + m.card.beta * r:.2f}; "
+                        f"−ELBO = D + R = {d + r:.2f}.")}
 
 
 def show_series(names: list[str], selected: str, rank, start, seed) -> dict:
@@ -282,7 +282,7 @@ def render(cards: list[Card]):
             with gr.Column(scale=1, min_width=300):
                 c["rd"] = gr.HTML(label="rate against distortion", elem_id="beta-rd")
             with gr.Column(scale=1, min_width=300):
-                c["numbers"] = gr.Markdown(latex_delimiters=LATEX)
+                c["numbers"] = gr.Markdown()
                 c["traversal"] = gr.Image(label="traversal of each β's chosen dimension, −3 … 3 (rows: β ascending; "
                                                 "the highlighted β framed)", buttons=[], interactive=False,
                                           type="numpy", elem_id="beta-traversal")

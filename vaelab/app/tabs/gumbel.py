@@ -286,9 +286,12 @@ def render(cards: list[Card]):
             c["schedule"] = gr.HTML(label="τ during training", show_label=True)
 
     inputs = [model, log_tau, index, seed]
-    quick = [v for k, v in c.items() if k != "schedule"]
+    # while τ moves: the pictures and the curves' marker; the formula and the gap's numbers when it stops
+    quick = [c[k] for k in ("heatmap", "entropy", "soft", "hard", "samples", "error_curve", "gap_curve")]
     log_tau.change(keyed(move_tau, c), inputs, quick, api_name="gumbel_tau", show_progress="hidden",
                    trigger_mode="always_last")
+    log_tau.release(keyed(move_tau, c), inputs, [c["formula"], c["gap_note"]], show_progress="hidden",
+                    api_visibility="private")
     for event, api in ((model.change, "gumbel_model"), (index.submit, "gumbel_image"), (seed.submit, "gumbel_seed")):
         event(keyed(show, c), inputs, list(c.values()), api_name=api, trigger_mode="always_last")
     return keyed(show, c), inputs, list(c.values())
