@@ -97,7 +97,7 @@ def _endpoint_args(tmp_path):
             "/codebook_image": [books[0], "codes", 2], "/codebook_reset": [books[0], "codes", 2],
             "/codebook_cell": [cell], "/codebook_epoch": [books[0], 1], "/codebook_edit": [cell, 3], "/codebook_sample": [books[0], 1.0, 0],
             "/init_codebook": [books[0], "codes", 0, 1.0, 0]} if books else {}),
-        **({"/gumbel_tau": [gmodels[0], -0.5, 1, 0], "/gumbel_model": [gmodels[0], 0.0, 1, 0],
+        **({"/gumbel_tau": [gmodels[0], -0.5, 1, 0], "/gumbel_tau_settled": [gmodels[0], -0.5, 1, 0], "/gumbel_model": [gmodels[0], 0.0, 1, 0],
             "/gumbel_image": [gmodels[0], 0.0, 2, 0], "/gumbel_seed": [gmodels[0], 0.0, 2, 3],
             "/init_gumbel": [gmodels[0], 0.0, 0, 0]} if gmodels else {}),
         **({"/beta_select": [series[1], "2nd", 0], "/beta_rank": [series[1], "3rd", 0],

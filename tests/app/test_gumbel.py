@@ -62,3 +62,10 @@ def test_a_tau_that_is_not_a_number_is_a_clear_error(bad):
     import gradio as gr
     with pytest.raises(gr.Error, match="log scale"):
         gb.move_tau(MODELS[0], bad, 0, 0)
+
+
+def test_moving_tau_answers_only_what_moves():
+    quick = gb.move_tau(MODELS[0], 0.3, 0, 0)
+    assert set(quick) == set(gb.QUICK)
+    settled = gb.settle_tau(MODELS[0], 0.3, 0, 0)
+    assert set(settled) == {"formula", "gap_note"} and "\\tau = 2" in settled["formula"]

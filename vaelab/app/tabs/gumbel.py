@@ -240,11 +240,19 @@ def show(name: str, log_tau, index, seed) -> dict:
     }
 
 
+QUICK = ("heatmap", "entropy", "soft", "hard", "samples", "error_curve", "gap_curve")
+
+
 def move_tau(name: str, log_tau, index, seed) -> dict:
-    """Moving τ: the same as :func:`show` without the training schedule (it does not depend on τ)."""
+    """Moving τ: the pictures and the curves with their marker (what changes while τ moves)."""
     out = show(name, log_tau, index, seed)
-    out.pop("schedule")
-    return out
+    return {k: out[k] for k in QUICK}
+
+
+def settle_tau(name: str, log_tau, index, seed) -> dict:
+    """τ let go: the formula with its numbers and the gap's sentence."""
+    out = show(name, log_tau, index, seed)
+    return {k: out[k] for k in ("formula", "gap_note")}
 
 
 # --- layout and wiring -------------------------------------------------------------------------
@@ -287,11 +295,11 @@ def render(cards: list[Card]):
 
     inputs = [model, log_tau, index, seed]
     # while τ moves: the pictures and the curves' marker; the formula and the gap's numbers when it stops
-    quick = [c[k] for k in ("heatmap", "entropy", "soft", "hard", "samples", "error_curve", "gap_curve")]
+    quick = [c[k] for k in QUICK]
     log_tau.change(keyed(move_tau, c), inputs, quick, api_name="gumbel_tau", show_progress="hidden",
                    trigger_mode="always_last")
-    log_tau.release(keyed(move_tau, c), inputs, [c["formula"], c["gap_note"]], show_progress="hidden",
-                    api_visibility="private")
+    log_tau.release(keyed(settle_tau, c), inputs, [c["formula"], c["gap_note"]], show_progress="hidden",
+                    api_name="gumbel_tau_settled")
     for event, api in ((model.change, "gumbel_model"), (index.submit, "gumbel_image"), (seed.submit, "gumbel_seed")):
         event(keyed(show, c), inputs, list(c.values()), api_name=api, trigger_mode="always_last")
     return keyed(show, c), inputs, list(c.values())
