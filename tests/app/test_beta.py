@@ -45,7 +45,7 @@ def test_the_table_adds_up_each_models_objective():
         m = state.load(n)
         assert b == m.card.beta and d == pytest.approx(m.metrics["loss"]["recon"], abs=0.006)
         assert r == pytest.approx(m.metrics["loss"]["kl"], abs=0.006)
-        assert obj == pytest.approx(d + b * r, abs=0.02) and elbo == pytest.approx(d + r, abs=0.02)
+        assert obj == pytest.approx(d + b * r, abs=0.006 * (1 + b)) and elbo == pytest.approx(d + r, abs=0.02)  # cells are rounded to 0.01
 
 
 def test_collapse_shows_as_struck_through_dimensions():
