@@ -221,6 +221,8 @@ def warm_up(model_names: list[str] = ()) -> threading.Thread:
         except Exception as error:  # a warm-up must never take the app down; the request will say why
             import logging
             logging.getLogger(__name__).warning("warm-up stopped: %s: %s", type(error).__name__, error)
-    thread = threading.Thread(target=run, name="vaelab-warm-up", daemon=True)
+    # not a daemon: a process that exits while the thread is inside torch or scikit-learn would
+    # abort; exit waits for the few seconds the warm-up takes instead
+    thread = threading.Thread(target=run, name="vaelab-warm-up", daemon=False)
     thread.start()
     return thread

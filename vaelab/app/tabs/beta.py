@@ -297,7 +297,7 @@ def render(cards: list[Card]):
         c["maps"] = gr.Image(label="each latent's 2-D map (PCA of the codes), shared axes, β ascending left to right",
                              buttons=[], interactive=False, type="numpy")
         c["kl"] = gr.HTML(label="KL per latent dimension, most informative first (struck through: inactive)",
-                          show_label=True, css_template=KL_CSS, elem_id="beta-kl")
+                          show_label=True, container=True, css_template=KL_CSS, elem_id="beta-kl")
         seed = gr.Number(0, precision=0, visible=False)
 
     inputs = [state_names, selected, rank, start]

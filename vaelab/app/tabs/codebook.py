@@ -397,7 +397,7 @@ def render(cards: list[Card]):
                 c["usage"] = gr.HTML(elem_id="cb-usage")
                 c["stats"] = gr.Markdown()
             with gr.Column(scale=2):
-                c["replay"] = gr.HTML(label="codes used per epoch, as training went", show_label=True)
+                c["replay"] = gr.HTML(label="codes used per epoch, as training went", show_label=True, container=True)
                 c["epoch"] = gr.Slider(1, 2, value=1, step=1, label="replay: code use after epoch …",
                                        elem_id="cb-epoch")
                 c["epoch_usage"] = gr.HTML(elem_id="cb-epoch-usage")

@@ -287,11 +287,11 @@ def render(cards: list[Card]):
         with gr.Accordion("The Gumbel-softmax, with this τ and the encoder's own probabilities", open=False):
             c["formula"] = gr.Markdown(latex_delimiters=LATEX)
         with gr.Row():
-            c["error_curve"] = gr.HTML(label="reconstruction error against τ", show_label=True, elem_id="gb-error")
+            c["error_curve"] = gr.HTML(label="reconstruction error against τ", show_label=True, container=True, elem_id="gb-error")
             with gr.Column():
-                c["gap_curve"] = gr.HTML(label="relaxed vs exact objective", show_label=True, elem_id="gb-gap")
+                c["gap_curve"] = gr.HTML(label="relaxed vs exact objective", show_label=True, container=True, elem_id="gb-gap")
                 c["gap_note"] = gr.Markdown(elem_classes=["vl-small"])
-            c["schedule"] = gr.HTML(label="τ during training", show_label=True)
+            c["schedule"] = gr.HTML(label="τ during training", show_label=True, container=True)
 
     inputs = [model, log_tau, index, seed]
     # while τ moves: the pictures and the curves' marker; the formula and the gap's numbers when it stops
