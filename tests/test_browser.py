@@ -147,16 +147,10 @@ def test_moving_a_latent_slider_changes_the_decoded_image(page, shots):
 
 
 def _draw_a_seven(page) -> None:
-    box = page.locator("#draw-pad canvas").bounding_box()
-    cx, cy, h = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["height"]
-    # a "7": the top bar, then the diagonal stroke
-    page.mouse.move(cx - 0.25 * h, cy - 0.3 * h)
-    page.mouse.down()
-    for k in range(1, 11):
-        page.mouse.move(cx - 0.25 * h + 0.05 * h * k, cy - 0.3 * h, steps=2)
-    for k in range(1, 13):
-        page.mouse.move(cx + 0.25 * h - 0.03 * h * k, cy - 0.3 * h + 0.05 * h * k, steps=2)
-    page.mouse.up()
+    """The stroke the screenshots draw (a "7": the top bar, then the diagonal)."""
+    from assets.screenshots import draw_a_seven
+
+    draw_a_seven(page)
 
 
 def test_drawing_shows_reconstructions_from_the_first_stroke(page, shots):
