@@ -7,8 +7,12 @@ hidden at first render otherwise come out too small in some Gradio releases.
 
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
 import plotly.graph_objects as go
+from PIL import Image
 
 # ten distinguishable colours (Tableau 10), one per digit
 DIGIT_COLOURS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
@@ -150,6 +154,20 @@ def as_grey(image) -> np.ndarray:
         else:
             a = a[0]
     return np.clip(a, 0.0, 1.0)
+
+
+def png_data_url(image) -> str:
+    """An image as a PNG data URL, to sit inline in the page (no file, no second request).
+
+    A ``uint8`` array of shape ``(H, W)`` or ``(H, W, 3)`` is written as it is; anything else is
+    read as one grey image in [0, 1] (see :func:`as_grey`), one pixel per model pixel (the page
+    scales it up)."""
+    a = np.asarray(image) if not hasattr(image, "detach") else None
+    if a is None or a.dtype != np.uint8 or not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)):
+        a = (np.clip(as_grey(image), 0, 1) * 255 + 0.5).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(a), mode="L" if a.ndim == 2 else "RGB").save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def to_display(image, pixels: int = IMAGE_PIXELS) -> np.ndarray:

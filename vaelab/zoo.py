@@ -66,8 +66,12 @@ RECIPES: list[Recipe] = [
            train={"patience": 5}, prior_epochs=10, purpose="codebook usage with dead-code restart"),
     Recipe("vq-vae-no-restart", "vq-vae", overrides={"res_blocks": 2, "restart": False}, epochs=60,
            train={"patience": 5}, prior_epochs=10, purpose="codebook collapse without restart"),
-    Recipe("vq-vae-2", "vq-vae-2", epochs=2, prior_epochs=1, purpose="two code levels, a prior per level"),
-    Recipe("dvae", "dvae", epochs=2, purpose="Gumbel temperature"),
+    # vq-vae-2 (about 2 minutes an epoch on two cores) is capped at 40 epochs; its prior (two
+    # PixelCNNs, 5 minutes an epoch) at 5
+    Recipe("vq-vae-2", "vq-vae-2", epochs=40, train={"patience": 5}, prior_epochs=5,
+           purpose="two code levels, a prior per level"),
+    # the grid dVAE anneals tau to its floor in about 15 epochs; it stops as the VQ-VAEs do
+    Recipe("dvae", "dvae", epochs=60, train={"patience": 5}, prior_epochs=10, purpose="Gumbel temperature"),
     Recipe("gumbel-vae", "gumbel-vae", epochs=150, train={"binarize": "dynamic", "lr_schedule": "cosine"},
            purpose="20x10 categorical VAE vs Jang et al."),
     # classic family

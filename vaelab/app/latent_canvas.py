@@ -15,7 +15,6 @@ the dataset is on the server, else the model's decoding of its cached latent) an
 from __future__ import annotations
 
 import base64
-import io
 import json
 import math
 from pathlib import Path
@@ -23,9 +22,9 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import torch
-from PIL import Image
 
 from vaelab import viz
+from vaelab.viz import png_data_url
 from vaelab.app.state import Loaded, decode, load, reconstruct_test, test_image
 
 STATIC = Path(__file__).parent / "static"
@@ -125,14 +124,6 @@ def map_payload(name, view) -> dict:
             "panels": [_panel(left, titles[0], VIEW_AXES[view], view == "latent"),
                        _panel(m.arrays["coords_pca"], titles[1], ("PC 1 of the pixels", "PC 2 of the pixels"),
                               False)]}
-
-
-def png_data_url(image: torch.Tensor | np.ndarray) -> str:
-    """A small grey image as a PNG data URL, one pixel per model pixel (the page scales it up)."""
-    a = (np.clip(viz.as_grey(image), 0, 1) * 255 + 0.5).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(a, mode="L").save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _index(m: Loaded, index) -> int:

@@ -18,6 +18,7 @@ import torch
 
 from vaelab import viz
 from vaelab.app.catalogue import Card, beta_series
+from vaelab.app.pixel_image import PixelImage
 from vaelab.app.state import Loaded, decode, load, reconstruct_test, test_image
 from vaelab.app.widgets import LATEX, keyed
 from vaelab.metrics import KL_INACTIVE_NATS
@@ -283,19 +284,19 @@ def render(cards: list[Card]):
                 c["rd"] = gr.HTML(label="rate against distortion", elem_id="beta-rd")
             with gr.Column(scale=1, min_width=300):
                 c["numbers"] = gr.Markdown()
-                c["traversal"] = gr.Image(label="traversal of each β's chosen dimension, −3 … 3 (rows: β ascending; "
-                                                "the highlighted β framed)", buttons=[], interactive=False,
-                                          type="numpy", elem_id="beta-traversal")
+                c["traversal"] = PixelImage(label="traversal of each β's chosen dimension, −3 … 3 (rows: β ascending; "
+                                                  "the highlighted β framed)", alt="traversals, one row per β",
+                                            elem_id="beta-traversal")
         with gr.Accordion("The objective with β, and each model's own numbers", open=False):
             gr.Markdown(FORMULA, latex_delimiters=LATEX)
             c["table"] = gr.Markdown(latex_delimiters=LATEX)
-        c["recons"] = gr.Image(label="the same test digits rebuilt by each β (top row: originals; then β ascending)",
-                               buttons=[], interactive=False, type="numpy", elem_id="beta-recons")
+        c["recons"] = PixelImage(label="the same test digits rebuilt by each β (top row: originals; then β ascending)",
+                                 alt="reconstructions, one row per β", elem_id="beta-recons")
         c["recons_note"] = gr.Markdown(elem_classes=["vl-small"])
-        c["samples"] = gr.Image(label="samples from each prior, the same z for every β (rows: β ascending)",
-                                buttons=[], interactive=False, type="numpy")
-        c["maps"] = gr.Image(label="each latent's 2-D map (PCA of the codes), shared axes, β ascending left to right",
-                             buttons=[], interactive=False, type="numpy")
+        c["samples"] = PixelImage(label="samples from each prior, the same z for every β (rows: β ascending)",
+                                  alt="prior samples, one row per β")
+        c["maps"] = PixelImage(label="each latent's 2-D map (PCA of the codes), shared axes, β ascending left to right",
+                               alt="latent maps, one per β")
         c["kl"] = gr.HTML(label="KL per latent dimension, most informative first (struck through: inactive)",
                           show_label=True, container=True, css_template=KL_CSS, elem_id="beta-kl")
         seed = gr.Number(0, precision=0, visible=False)

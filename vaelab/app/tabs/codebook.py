@@ -21,6 +21,7 @@ import torch
 
 from vaelab import metrics, viz
 from vaelab.app.catalogue import Card
+from vaelab.app.pixel_image import PixelImage
 from vaelab.app.state import Loaded, load, test_image
 from vaelab.app.widgets import LATEX, keyed, model_picker
 from vaelab.checkpoint import read_info
@@ -406,13 +407,11 @@ def render(cards: list[Card]):
         gr.Markdown("**Edit a code map.** Each cell is one code of the test image's map (colour: the code, "
                     "paler = rarer). Click a cell, choose a code, apply: the image is decoded again.")
         with gr.Row():
-            c["original"] = gr.Image(label="test image", height=150, width=150, buttons=[], interactive=False,
-                                     image_mode="L", type="numpy", scale=0, min_width=150)
+            c["original"] = PixelImage(label="test image", width=150, alt="the test image", scale=0, min_width=170)
             c["cells"] = gr.HTML(html_template='<div class="cm"></div>', js_on_load=CELL_JS, css_template=CELL_CSS,
                                  apply_default_css=False, elem_id="cb-cells")
-            c["decoded"] = gr.Image(label="decoded from the (edited) map", height=150, width=150, buttons=[],
-                                    interactive=False, image_mode="L", type="numpy", scale=0, min_width=150,
-                                    elem_id="cb-decoded")
+            c["decoded"] = PixelImage(label="decoded from the (edited) map", width=150, alt="the decoded code map",
+                                      scale=0, min_width=170, elem_id="cb-decoded")
             with gr.Column(scale=1, min_width=220):
                 c["cell_note"] = gr.Markdown()
                 c["new_code"] = gr.Number(0, precision=0, label="code for the selected cell", minimum=0,
@@ -421,18 +420,17 @@ def render(cards: list[Card]):
                     apply = gr.Button("Apply", variant="primary", elem_id="cb-apply")
                     reset = gr.Button("Reset")
         with gr.Row():
-            c["atlas"] = gr.Image(label=f"atlas: the {ATLAS} most used codes, each decoded as a map filled with it",
-                                  buttons=[], interactive=False, type="numpy", scale=1)
+            c["atlas"] = PixelImage(label=f"atlas: the {ATLAS} most used codes, each decoded as a map filled with it",
+                                    alt="code atlas", scale=1)
             with gr.Column(scale=1):
-                c["projection"] = gr.Image(label="code vectors and encoder outputs, first two principal components",
-                                           buttons=[], interactive=False, type="numpy", height=320, width=320)
+                c["projection"] = PixelImage(label="code vectors and encoder outputs, first two principal components",
+                                             alt="projection of codes and encoder outputs", width=320)
                 c["projection_note"] = gr.Markdown(elem_classes=["vl-small"])
         with gr.Row():
             temperature = gr.Slider(0.1, 3.0, value=1.0, step=0.05, label="prior temperature τ", scale=2,
                                     elem_id="cb-temperature")
             seed = gr.Number(0, precision=0, label="seed", scale=1)
-        c["samples"] = gr.Image(label="samples from the prior over code maps", height=110, buttons=[],
-                                interactive=False, type="numpy")
+        c["samples"] = PixelImage(label="samples from the prior over code maps", height=110, alt="prior samples")
         c["samples_note"] = gr.Markdown(elem_classes=["vl-small"])
 
     inputs = [model, c["level"], index, state_names]

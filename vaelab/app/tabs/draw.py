@@ -21,7 +21,7 @@ from vaelab.app import latent_canvas as canvas
 from vaelab.app import state
 from vaelab.app.catalogue import Card, scan_checkpoints
 from vaelab.app.draw_pad import draw_pad
-from vaelab.app.latent_canvas import png_data_url
+from vaelab.viz import png_data_url
 from vaelab.app.state import load
 from vaelab.app.widgets import LATEX, keyed
 from vaelab.paths import checkpoints_dir, classifier_dir

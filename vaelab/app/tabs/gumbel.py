@@ -21,6 +21,7 @@ import torch
 
 from vaelab import viz
 from vaelab.app.catalogue import Card
+from vaelab.app.pixel_image import PixelImage
 from vaelab.app.state import Loaded, load, reconstruct_test, test_image
 from vaelab.app.widgets import LATEX, keyed, model_picker
 from vaelab.folders import read_json
@@ -274,16 +275,17 @@ def render(cards: list[Card]):
         c = {}
         c["entropy"] = gr.Markdown()
         with gr.Row():
-            c["heatmap"] = gr.Image(label="soft sample: one row per position, one column per category (dark = 1)",
-                                    buttons=[], interactive=False, type="numpy", elem_id="gb-heatmap", scale=2)
+            c["heatmap"] = PixelImage(label="soft sample: one row per position, one column per category (dark = 1)",
+                                      alt="per-position categorical distributions", height=300, elem_id="gb-heatmap",
+                                      scale=2)
             with gr.Column(scale=2):
                 with gr.Row():
-                    c["soft"] = gr.Image(label="decoded from the soft codes", height=170, width=170, buttons=[],
-                                         interactive=False, image_mode="L", type="numpy", elem_id="gb-soft")
-                    c["hard"] = gr.Image(label="from the hard (one-hot) codes", height=170, width=170, buttons=[],
-                                         interactive=False, image_mode="L", type="numpy", elem_id="gb-hard")
-                c["samples"] = gr.Image(label="six Gumbel draws at this τ (soft codes)", height=100, buttons=[],
-                                        interactive=False, type="numpy")
+                    c["soft"] = PixelImage(label="decoded from the soft codes", width=170, alt="decoded soft codes",
+                                           elem_id="gb-soft")
+                    c["hard"] = PixelImage(label="from the hard (one-hot) codes", width=170, alt="decoded hard codes",
+                                           elem_id="gb-hard")
+                c["samples"] = PixelImage(label="six Gumbel draws at this τ (soft codes)", height=100,
+                                          alt="six decoded Gumbel draws")
         with gr.Accordion("The Gumbel-softmax, with this τ and the encoder's own probabilities", open=False):
             c["formula"] = gr.Markdown(latex_delimiters=LATEX)
         with gr.Row():
