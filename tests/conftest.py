@@ -38,8 +38,10 @@ def mnist():
 
 
 @pytest.fixture(scope="session")
-def app_url():
-    """The app served once per test session (gradio_client and browser tests share it)."""
+def app_url(tmp_path_factory):
+    """The app served once per test session (gradio_client and browser tests share it); models
+    trained in its Train tab go to a temporary folder."""
+    os.environ["VAELAB_RUNS"] = str(tmp_path_factory.mktemp("runs"))
     import app
 
     app.demo.launch(prevent_thread_lock=True, quiet=True, **app.launch_options())

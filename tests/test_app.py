@@ -2,6 +2,8 @@
 
 import urllib.request
 
+import pytest
+
 from vaelab.registry import list_variants
 
 
@@ -71,6 +73,9 @@ def _endpoint_args(tmp_path):
     from vaelab.app.tabs import gumbel
     gmodels = [c.name for c in gumbel.gumbel_models(cards)]
     z = [0.5] * sliders.MAX_SLIDERS
+    from vaelab.app.tabs import train
+    knobs = {**{k.field: train.defaults("ae", "digits").get(k.field) for k in train.KNOBS}, "latent_dim": 2, "epochs": 3}
+    knobs = [knobs[k.field] for k in train.KNOBS]
     return {
         "/status": [],
         # in this order: a session's projection choices follow the model last shown
@@ -103,6 +108,9 @@ def _endpoint_args(tmp_path):
         **({"/beta_select": [series[1], "2nd", 0], "/beta_rank": [series[1], "3rd", 0],
             "/beta_start": [series[1], "1st", 5, 0], "/init_beta": [series[1], "1st", 0, 0]} if series else {}),
         "/init_draw": [drawing, [draw.PCA2]],
+        # in this order: the session's job is started, replayed, stopped (already finished), resumed
+        "/train_variant": ["vae", "digits"], "/train_dataset": ["ae", "digits"], "/train_check": ["ae", "digits", *knobs],
+        "/train_start": ["ae", "digits", *knobs], "/train_scrub": [2], "/train_stop": [], "/train_resume": [],
     }
 
 
@@ -209,3 +217,21 @@ def test_a_drawing_that_is_not_an_image_is_refused_with_a_reason(app_url):
         client.predict("data:image/png;base64,bm90IGEgcG5n", [], api_name="/draw")
     seen, recons, *_ = client.predict("", [], api_name="/draw")  # cleared: a message, no error
     assert "<figure>" not in recons
+
+
+def test_training_streams_to_its_session_and_no_other(app_url):
+    from gradio_client import Client
+
+    from vaelab.app.tabs import train
+
+    knobs = {**{k.field: train.defaults("vae", "digits").get(k.field) for k in train.KNOBS}, "latent_dim": 2,
+             "epochs": 30}
+    mine, other = Client(app_url, verbose=False), Client(app_url, verbose=False)
+    job = mine.submit("vae", "digits", *[knobs[k.field] for k in train.KNOBS], api_name="/train_start")
+    updates = list(job)  # every streamed view, the last one included
+    status = [u[0] for u in updates]
+    assert len(updates) >= 3 and "Finished" in status[-1], status
+    assert any("Training" in s or "Starting" in s or "Waiting" in s for s in status[:-1])
+    assert mine.predict(5, api_name="/train_scrub") is not None
+    with pytest.raises(Exception, match="no training job of yours"):
+        other.predict(5, api_name="/train_scrub")

@@ -19,7 +19,7 @@ import gradio as gr
 
 from vaelab.app.catalogue import scan_checkpoints
 from vaelab.app.state import dataset_status, host_instructions, warm_up
-from vaelab.app.tabs import beta, codebook, draw, gumbel, latent_map, models, sliders
+from vaelab.app.tabs import beta, codebook, draw, gumbel, latent_map, models, sliders, train
 
 # Small type for secondary lines; a compact header so each tab's main figure fits a 1280×720
 # projector; on a phone the tab bar scrolls sideways instead of hiding tabs behind a menu.
@@ -63,6 +63,7 @@ def build() -> gr.Blocks:
         beta_load = beta.render(cards)
         codebook_load = codebook.render(cards)
         gumbel_load = gumbel.render(cards)
+        train.render()
         models.render(cards)
         with gr.Accordion("Running this app yourself?", open=False):
             gr.Markdown(host_instructions())

@@ -1,0 +1,145 @@
+"""The Train tab: knobs and their limits, a streamed run, stop, resume, replay and the download."""
+
+from __future__ import annotations
+
+import dataclasses
+import zipfile
+from types import SimpleNamespace
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+
+from vaelab.app.tabs import train as tr
+from vaelab.checkpoint import load_checkpoint
+from vaelab.registry import get_entry
+
+FIELDS = [k.field for k in tr.KNOBS]
+
+
+@pytest.fixture(autouse=True)
+def runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAELAB_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def values(variant="vae", dataset="digits", **changes) -> list:
+    d = tr.defaults(variant, dataset)
+    out = {k.field: d.get(k.field) for k in tr.KNOBS}
+    out.update(changes)
+    return [out[f] for f in FIELDS]
+
+
+def session(name="alice"):
+    return SimpleNamespace(session_hash=name)
+
+
+def test_each_variant_shows_the_knobs_its_config_has_at_its_defaults():
+    for entry in tr.variants():
+        shown = tr.show_variant(entry.name, "digits")
+        config = {f.name: f.default for f in dataclasses.fields(get_entry(entry.name).config_cls)}
+        for knob in tr.KNOBS:
+            update = shown[knob.field]
+            if knob.train:
+                assert update["visible"]
+            elif update["visible"]:
+                assert knob.field in config and update["value"] == config[knob.field], (entry.name, knob.field)
+            elif knob.field in config and knob.field != "latent_dim":
+                pytest.fail(f"{entry.name}: {knob.field} is in its config but hidden")
+    assert not tr.show_variant("vq-vae")["latent_dim"]["visible"]  # a codebook model is sized by K
+    assert tr.show_variant("vq-vae")["beta"]["label"] == "commitment weight β"
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"latent_dim": 0}, "latent size must be between 1 and 256"),
+    ({"latent_dim": 2.5}, "latent size is a whole number"),
+    ({"beta": float("nan")}, "β (weight of the KL term) must be between"),
+    ({"lr": 10.0}, "learning rate must be between"),
+    ({"epochs": None}, "epochs: a number"),
+    ({"kl_warmup": "sometimes"}, "KL warm-up: choose one of none, linear, cyclical"),
+])
+def test_settings_outside_their_limits_are_refused_with_the_knob_named(changes, words):
+    with pytest.raises(gr.Error) as error:
+        tr.make_spec("vae", "digits", dict(zip(FIELDS, values(**changes))))
+    assert words in str(error.value.message)
+
+
+def test_combinations_that_cannot_work_are_refused_before_queuing():
+    with pytest.raises(gr.Error, match="cannot exceed the latent size"):
+        tr.make_spec("k-sparse-ae", "digits", dict(zip(FIELDS, values("k-sparse-ae", k=50, latent_dim=20))))
+    with pytest.raises(gr.Error, match="lowest τ"):
+        tr.make_spec("dvae", "digits", dict(zip(FIELDS, values("dvae", tau_start=0.5, tau_floor=2.0))))
+    with pytest.raises(gr.Error, match="not on this server"):
+        tr.make_spec("vae", "cifar-1000", dict(zip(FIELDS, values())))
+    with pytest.raises(gr.Error, match="kind of autoencoder"):
+        tr.make_spec("no-such-kind", "digits", {})
+
+
+def test_every_variant_gets_a_spec_that_builds_on_the_digits():
+    for entry in tr.variants():
+        spec = tr.make_spec(entry.name, "digits", dict(zip(FIELDS, values(entry.name))))
+        assert spec.variant == entry.name and spec.train["epochs"] == tr.DATASET_TRAIN["digits"]["epochs"]
+
+
+def run_to_end(gen) -> list[dict]:
+    return list(gen)
+
+
+def test_a_run_streams_its_charts_and_pictures_and_downloads_as_a_loadable_checkpoint(tmp_path):
+    views = run_to_end(tr.start_training(session(), "vae", "digits", *values(latent_dim=2, epochs=4)))
+    last = views[-1]
+    assert "Finished" in last["status"]
+    job = tr.JOBS[last["job"]]
+    assert len(job.epochs) == 4
+    assert last["losses"].startswith("<svg") and "recon" in last["losses"] and "beta" not in last["losses"]
+    assert last["per_epoch"].startswith("<svg") and "validation" in last["per_epoch"]
+    assert last["rebuilt"].ndim == 2 and last["map"].shape[2] == 3
+    assert last["scrub"]["visible"] and last["scrub"]["maximum"] == 4
+    path = last["download"]["value"]
+    with zipfile.ZipFile(path) as z:
+        z.extractall(tmp_path / "unzipped")
+        assert not any("training_state" in n for n in z.namelist())
+    folder = next((tmp_path / "unzipped").iterdir())
+    model = load_checkpoint(folder)
+    assert model.config.latent_dim == 2
+    original = load_checkpoint(job.folder)
+    for a, b in zip(model.state_dict().values(), original.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_replay_shows_each_epochs_map_and_only_the_owner_can_act_on_a_job():
+    last = run_to_end(tr.start_training(session("bob"), "ae", "digits", *values("ae", latent_dim=2, epochs=3)))[-1]
+    first = tr.scrub(last["job"], 1, session("bob"))
+    third = tr.scrub(last["job"], 3, session("bob"))
+    assert not np.array_equal(first["map"], third["map"]) and "epoch 1" in first["per_epoch"]
+    job = tr.JOBS[last["job"]]
+    assert np.array_equal(third["map"], tr.pictures(job)[1])  # the last epoch is what the run ended on
+    with pytest.raises(gr.Error, match="no training job of yours"):
+        tr.scrub(last["job"], 1, session("mallory"))
+    with pytest.raises(gr.Error, match="no training job of yours"):
+        tr.stop_training(last["job"], session("mallory"))
+
+
+def test_stop_keeps_the_last_epoch_and_resume_continues_it(monkeypatch):
+    vals = values(latent_dim=2, epochs=200, batch_size=8)
+    stream = tr.start_training(session("carol"), "vae", "digits", *vals)
+    for view in stream:
+        job = tr.JOBS[view["job"]]
+        if len(job.epochs) >= 2:
+            tr.stop_training(view["job"], session("carol"))
+            break
+    rest = list(stream)
+    assert job.status == "stopped" and job.saved_epoch >= 2
+    assert "Stopped" in rest[-1]["status"] and rest[-1]["resume"]["interactive"]
+    kept = job.saved_epoch
+    resumed = tr.resume_training(job.id, session("carol"))
+    view = next(resumed)
+    again = tr.JOBS[view["job"]]
+    while len(again.epochs) <= kept + 1 and not again.done:
+        view = next(resumed)
+    tr.stop_training(again.id, session("carol"))
+    list(resumed)
+    records = [e["record"]["epoch"] for e in again.epochs]
+    assert records[:kept] == list(range(1, kept + 1))  # the charts carry the first run's epochs
+    assert records[kept] == kept + 1  # and training went on from the epoch that was kept
