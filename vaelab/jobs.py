@@ -52,6 +52,7 @@ class JobSpec:
     data_dir: str | None = None  # where MNIST-like datasets are (None: $VAELAB_DATA)
     watch: int = 8  # test images rebuilt after every epoch
     map_points: int = 1000  # test images placed on the per-epoch latent map
+    evaluate: bool = True  # afterwards, a quick evaluation writes metrics and the app's cached arrays
 
     @property
     def epochs(self) -> int:
@@ -157,6 +158,8 @@ def _worker(spec: JobSpec, folder: str, resume: bool, conn, stop_event) -> None:
                                        "step": event.step}))
             elif isinstance(event, Finished):
                 conn.send(("finished", {"epochs": len(event.history["epochs"])}))
+        if spec.evaluate and (Path(folder) / "model.safetensors").is_file():
+            _evaluate(folder, data, conn)
     except Exception as error:  # the page shows it; the server stays up
         try:
             conn.send(("error", {"message": f"{type(error).__name__}: {error}"}))
@@ -164,6 +167,26 @@ def _worker(spec: JobSpec, folder: str, resume: bool, conn, stop_event) -> None:
             pass
     finally:
         conn.close()
+
+
+# what a model trained here needs before the app can show it: every section, on fewer images
+QUICK_EVAL = {"iw_samples": 100, "iw_images": 500, "n_train": 5000, "n_trust": 1000, "fd_samples": 1000,
+              "umap": False}
+
+
+def _evaluate(folder: str, data, conn) -> None:
+    """Score the saved model and cache the arrays the app's tabs read (metrics.json,
+    artifacts.safetensors); a failure here leaves the checkpoint as it is."""
+    from vaelab.evaluate import EvalSettings, evaluate
+
+    conn.send(("evaluating", {}))
+    began = time.monotonic()
+    try:
+        evaluate(folder, data, EvalSettings(**QUICK_EVAL), write=True, progress=None)
+    except Exception as error:
+        conn.send(("evaluated", {"ok": False, "message": f"{type(error).__name__}: {error}"}))
+    else:
+        conn.send(("evaluated", {"ok": True, "seconds": time.monotonic() - began}))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -208,6 +231,7 @@ class Job:
     epochs: list = field(default_factory=list)  # {"record", "rebuilt", "points", "dims", "seconds"}
     saved_epoch: int | None = None
     message: str = ""
+    evaluation: str = ""  # "", "running", "done", or why it failed
     stop_reason: str = ""  # "requested", "time limit", "early stopping", "non-finite loss", ...
     version: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -215,7 +239,8 @@ class Job:
 
     @property
     def done(self) -> bool:
-        return self.status in (FINISHED, STOPPED, FAILED)
+        """Its process has ended (training, and the evaluation after it)."""
+        return self.ended is not None
 
     def stop(self) -> None:
         """End the job between two steps (its folder keeps the last finished epoch); a queued
@@ -261,6 +286,10 @@ class Job:
                 if self.status != STOPPED:
                     self.status = FINISHED
                     self.message = f"Finished: {body['epochs']} epochs."
+            elif kind == "evaluating":
+                self.evaluation = "running"
+            elif kind == "evaluated":
+                self.evaluation = "done" if body["ok"] else body["message"]
             elif kind == "error":
                 self.status, self.message = FAILED, body["message"]
             self.version += 1
@@ -380,7 +409,7 @@ class JobQueue:
                 process.kill()
                 process.wait()
             with job.lock:
-                if not job.done:  # the process ended without a last word (killed, out of memory)
+                if job.status in (QUEUED, RUNNING):  # the process ended without a last word (killed, out of memory)
                     job.status = FAILED
                     job.message = job.message or (f"The training process ended unexpectedly (exit code "
                                                   f"{process.returncode}); its folder keeps the last finished epoch.")

@@ -87,7 +87,7 @@ def run_to_end(gen) -> list[dict]:
 
 
 def test_a_run_streams_its_charts_and_pictures_and_downloads_as_a_loadable_checkpoint(tmp_path):
-    views = run_to_end(tr.start_training(session(), "vae", "digits", *values(latent_dim=2, epochs=4)))
+    views = run_to_end(tr.start_training(session(), [], "vae", "digits", *values(latent_dim=2, epochs=4)))
     last = views[-1]
     assert "Finished" in last["status"]
     job = tr.JOBS[last["job"]]
@@ -109,7 +109,7 @@ def test_a_run_streams_its_charts_and_pictures_and_downloads_as_a_loadable_check
 
 
 def test_replay_shows_each_epochs_map_and_only_the_owner_can_act_on_a_job():
-    last = run_to_end(tr.start_training(session("bob"), "ae", "digits", *values("ae", latent_dim=2, epochs=3)))[-1]
+    last = run_to_end(tr.start_training(session("bob"), [], "ae", "digits", *values("ae", latent_dim=2, epochs=3)))[-1]
     first = tr.scrub(last["job"], 1, session("bob"))
     third = tr.scrub(last["job"], 3, session("bob"))
     assert not np.array_equal(first["map"], third["map"]) and "epoch 1" in first["per_epoch"]
@@ -123,7 +123,7 @@ def test_replay_shows_each_epochs_map_and_only_the_owner_can_act_on_a_job():
 
 def test_stop_keeps_the_last_epoch_and_resume_continues_it(monkeypatch):
     vals = values(latent_dim=2, epochs=200, batch_size=8)
-    stream = tr.start_training(session("carol"), "vae", "digits", *vals)
+    stream = tr.start_training(session("carol"), [], "vae", "digits", *vals)
     for view in stream:
         job = tr.JOBS[view["job"]]
         if len(job.epochs) >= 2:
@@ -133,7 +133,7 @@ def test_stop_keeps_the_last_epoch_and_resume_continues_it(monkeypatch):
     assert job.status == "stopped" and job.saved_epoch >= 2
     assert "Stopped" in rest[-1]["status"] and rest[-1]["resume"]["interactive"]
     kept = job.saved_epoch
-    resumed = tr.resume_training(job.id, session("carol"))
+    resumed = tr.resume_training(job.id, [], session("carol"))
     view = next(resumed)
     again = tr.JOBS[view["job"]]
     while len(again.epochs) <= kept + 1 and not again.done:
@@ -143,3 +143,23 @@ def test_stop_keeps_the_last_epoch_and_resume_continues_it(monkeypatch):
     records = [e["record"]["epoch"] for e in again.epochs]
     assert records[:kept] == list(range(1, kept + 1))  # the charts carry the first run's epochs
     assert records[kept] == kept + 1  # and training went on from the epoch that was kept
+
+
+def test_a_finished_model_joins_this_sessions_pickers_and_loads_like_a_shipped_one():
+    from vaelab.app import catalogue, state
+    from vaelab.app.tabs import latent_map, sliders
+
+    last = list(tr.start_training(session("dave"), ["older"], "vae", "digits", *values(latent_dim=2, epochs=3)))[-1]
+    assert last["mine"][0] == "older" and len(last["mine"]) == 2
+    name = last["mine"][-1]
+    assert "model pickers" in last["status"]
+    [card] = catalogue.trained_cards(last["mine"])
+    assert card.name == name and card.title.startswith("your vae") and card.has_sliders and card.dataset == "digits"
+    shipped = catalogue.scan_checkpoints()
+    assert name not in dict((v, k) for k, v in latent_map.model_choices(shipped))  # not for anyone else
+    assert name in [v for _, v in latent_map.model_choices(shipped + [card])]
+    assert name in [v for _, v in sliders.model_choices(shipped + [card])]
+    m = state.load(name)
+    assert m.n_test == len(tr.JOBS[last["job"]].start["labels"]) and "coords_pca" in m.arrays
+    shown = latent_map.select_map_model(name, latent_map.PROJ_LATENT, 3)
+    assert shown["map"]

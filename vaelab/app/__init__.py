@@ -57,13 +57,14 @@ def build() -> gr.Blocks:
     warm_up([n for n in (latent_map.default_model(cards), sliders.default_model(cards)) if n])
     with gr.Blocks(title="vaelab: explore autoencoder latent spaces") as demo:
         status = gr.Markdown(header(), elem_classes=["vl-header"])
-        map_load = latent_map.render(cards)
-        sliders_load = sliders.render(cards)
+        mine = gr.State([])  # the models this browser session trained in the Train tab
+        map_load = latent_map.render(cards, mine)
+        sliders_load = sliders.render(cards, mine)
         draw_load = draw.render()
         beta_load = beta.render(cards)
-        codebook_load = codebook.render(cards)
-        gumbel_load = gumbel.render(cards)
-        train.render()
+        codebook_load = codebook.render(cards, mine)
+        gumbel_load = gumbel.render(cards, mine)
+        train.render(mine)
         models.render(cards)
         with gr.Accordion("Running this app yourself?", open=False):
             gr.Markdown(host_instructions())

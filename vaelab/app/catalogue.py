@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,11 +35,17 @@ class Card:
     size: str = ""  # how big the latent is, for labels ("16-D", "discrete codes, K=512")
     beta: float | None = None  # a VAE's KL weight, when its config declares one
     design: str = ""  # its config without beta: models that differ only in beta share it
+    title: str = ""  # shown instead of the name (a model trained in this browser session)
+
+    @property
+    def display(self) -> str:
+        """How text names it: its name, or its title for a model trained in this session."""
+        return self.title or self.name
 
     @property
     def short_label(self) -> str:
         """``"vae-2d · 2-D"``: what a picker shows."""
-        return f"{self.name} · {self.size}"
+        return f"{self.display} · {self.size}"
 
     @property
     def label(self) -> str:
@@ -57,44 +64,82 @@ def short_description(text: str) -> str:
     return head
 
 
-def scan_checkpoints(folder: str | os.PathLike | None = None) -> list[Card]:
-    """Every evaluated checkpoint in ``folder`` (``config.json`` + weights + metrics + artifacts)
-    whose variant this library knows, grouped by family in the registry's order. What a model is
-    comes from the ``info`` its config.json records (:func:`vaelab.checkpoint.read_info`)."""
+def read_card(ckpt: Path, name: str | None = None, title: str = "") -> Card | None:
+    """The card of the evaluated checkpoint in ``ckpt`` (``config.json`` + weights + metrics +
+    artifacts) whose variant this library knows; ``None`` otherwise."""
     from vaelab.checkpoint import CheckpointError, read_info
-    from vaelab.registry import FAMILIES, get_entry
+    from vaelab.registry import get_entry
+
+    if ckpt.name.startswith(".") or not all((ckpt / f).is_file() for f in
+                                            ("config.json", "model.safetensors", "metrics.json", "artifacts.safetensors")):
+        return None  # still training, or not evaluated yet
+    try:
+        meta = json.loads((ckpt / "config.json").read_text())
+        entry = get_entry(meta["variant"])
+        info = read_info(ckpt)
+    except (KeyError, ValueError, OSError, CheckpointError):
+        return None  # a classifier, or a variant from a newer vaelab
+    config = meta.get("config", {})
+    shapes = [tuple(s) for s in info["latent_shapes"]]
+    gaussian = info["latent"] == "continuous" and info["variational"]
+    discrete = info["latent"] == "discrete"
+    dims = int(config.get("latent_dim", 0)) if discrete else sum(math.prod(s) for s in shapes)
+    return Card(
+        name=name or ckpt.name, folder=ckpt, variant=entry.name, family=entry.family,
+        description=short_description(entry.description), purpose=meta.get("purpose", ""),
+        dataset=meta.get("dataset") or "digits",
+        image_shape=tuple(config.get("image_shape", (1, 28, 28))),
+        latent_dim=dims, variational=info["variational"],
+        has_sliders=gaussian and len(shapes) == 1 and len(shapes[0]) == 1,
+        size=f"discrete codes, K={info['codebook_size']}" if discrete else f"{dims}-D",
+        beta=float(config["beta"]) if info["variational"] and "beta" in config else None,
+        design=json.dumps({k: v for k, v in config.items() if k != "beta"}, sort_keys=True)
+               + f"|{meta.get('dataset')}|{entry.name}",
+        title=title)
+
+
+def scan_checkpoints(folder: str | os.PathLike | None = None) -> list[Card]:
+    """Every evaluated checkpoint in ``folder`` whose variant this library knows (see
+    :func:`read_card`), grouped by family in the registry's order. What a model is comes from the
+    ``info`` its config.json records (:func:`vaelab.checkpoint.read_info`)."""
+    from vaelab.registry import FAMILIES
 
     folder = Path(folder) if folder else checkpoints_dir()
-    cards = []
-    for config_path in sorted(folder.glob("*/config.json")):
-        ckpt = config_path.parent
-        if ckpt.name.startswith(".") or not all((ckpt / f).is_file() for f in
-                                                ("model.safetensors", "metrics.json", "artifacts.safetensors")):
-            continue  # still training, or not evaluated yet
-        try:
-            meta = json.loads(config_path.read_text())
-            entry = get_entry(meta["variant"])
-            info = read_info(ckpt)
-        except (KeyError, ValueError, OSError, CheckpointError):
-            continue  # a classifier, or a variant from a newer vaelab
-        config = meta.get("config", {})
-        shapes = [tuple(s) for s in info["latent_shapes"]]
-        gaussian = info["latent"] == "continuous" and info["variational"]
-        discrete = info["latent"] == "discrete"
-        dims = int(config.get("latent_dim", 0)) if discrete else sum(math.prod(s) for s in shapes)
-        cards.append(Card(
-            name=ckpt.name, folder=ckpt, variant=entry.name, family=entry.family,
-            description=short_description(entry.description), purpose=meta.get("purpose", ""),
-            dataset=meta.get("dataset") or "digits",
-            image_shape=tuple(config.get("image_shape", (1, 28, 28))),
-            latent_dim=dims, variational=info["variational"],
-            has_sliders=gaussian and len(shapes) == 1 and len(shapes[0]) == 1,
-            size=f"discrete codes, K={info['codebook_size']}" if discrete else f"{dims}-D",
-            beta=float(config["beta"]) if info["variational"] and "beta" in config else None,
-            design=json.dumps({k: v for k, v in config.items() if k != "beta"}, sort_keys=True)
-                   + f"|{meta.get('dataset')}|{entry.name}"))
+    cards = [c for c in (read_card(p.parent) for p in sorted(folder.glob("*/config.json"))) if c is not None]
     rank = {f: i for i, f in enumerate(FAMILIES)}
     return sorted(cards, key=lambda c: (rank.get(c.family, len(rank)), c.name))
+
+
+# --- models trained in the app: known to the process, shown only in the session that trained them
+
+MAX_TRAINED = 24  # kept at once; the oldest is forgotten (and its folder removed) beyond that
+_TRAINED: dict[str, Card] = {}
+_FORGET: list = []  # callbacks(name) run when a trained model is forgotten (caches keyed by name)
+
+
+def register_trained(folder: Path, name: str, title: str) -> Card:
+    """Make the evaluated checkpoint in ``folder`` loadable under ``name`` (unique per job, not
+    guessable: only the session that trained it is told it)."""
+    c = read_card(Path(folder), name=name, title=title)
+    if c is None:
+        raise ValueError(f"{folder} holds no evaluated checkpoint")
+    for old in [n for n, k in _TRAINED.items() if k.folder == c.folder]:  # a resumed run replaces its past self
+        del _TRAINED[old]
+        for forget in _FORGET:
+            forget(old)
+    _TRAINED[name] = c
+    while len(_TRAINED) > MAX_TRAINED:
+        old = next(iter(_TRAINED))
+        gone = _TRAINED.pop(old)
+        for forget in _FORGET:
+            forget(old)
+        shutil.rmtree(gone.folder, ignore_errors=True)
+    return c
+
+
+def trained_cards(names) -> list[Card]:
+    """The cards of ``names`` that are still known (a session's own models)."""
+    return [_TRAINED[n] for n in names or () if n in _TRAINED]
 
 
 def beta_series(cards: list[Card]) -> list[Card]:
@@ -115,6 +160,8 @@ def choices(cards: list[Card]) -> list[tuple[str, str]]:
 
 
 def card(name: str) -> Card:
+    if name in _TRAINED:
+        return _TRAINED[name]
     for c in scan_checkpoints():
         if c.name == name:
             return c

@@ -39,7 +39,8 @@ def line_chart(series: list[tuple[str, list[float], list[float]]], xlabel: str, 
     label = f"{ylabel} against {xlabel}"
     if not pts:
         return f'<div class="vl-chart-empty" role="img" aria-label="{html.escape(label)}">{html.escape(empty)}</div>'
-    L, R, T, B = 54, 12, 12, 38
+    per_row = max(1, (width - 60) // 130)  # the legend: a row of names with their last values, above the plot
+    L, R, T, B = 54, 12, 10 + 14 * math.ceil(len(pts) / per_row), 38
     fy = np.log10 if logy else (lambda v: v)
     xs_all = np.concatenate([x for _, x, _ in pts])
     ys_all = np.concatenate([fy(y) for _, _, y in pts])
@@ -85,11 +86,12 @@ def line_chart(series: list[tuple[str, list[float], list[float]]], xlabel: str, 
         else:
             out.append(f'<polyline fill="none" stroke="{col}" stroke-width="1.8" points="'
                        + " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in zip(x, fyv)) + '"/>')
-        out.append(f'<text x="{L + 6}" y="{T + 14 + 13 * j}" font-size="11" fill="{col}">'
-                   f'{html.escape(name)} {_fmt(float(y[-1]))}</text>')
+        row, slot = divmod(j, per_row)
+        out.append(f'<text x="{L + slot * 130}" y="{10 + 14 * row}" font-size="11" fill="{col}">'
+                   f'● {html.escape(name)} {_fmt(float(y[-1]))}</text>')
     if marker is not None and x0 <= marker <= x1:
         out.append(f'<line x1="{sx(marker):.1f}" x2="{sx(marker):.1f}" y1="{T}" y2="{height - B}" stroke="#f28e2b" '
-                   f'stroke-width="2"/><text x="{sx(marker) - 4:.1f}" y="{T + 12}" font-size="11" '
+                   f'stroke-width="2"/><text x="{sx(marker) - 4:.1f}" y="{height - B - 6}" font-size="11" '
                    f'text-anchor="end" fill="#f28e2b">{html.escape(marker_label)}</text>')
     out.append("</svg>")
     return "".join(out)

@@ -100,7 +100,7 @@ def map_titles(m: Loaded, view: str) -> tuple[str, str]:
     key = "model_umap" if view == "umap" else "model"
     what = {"latent": "its 2-D latent", "pca": "PCA of its latent", "umap": "UMAP of its latent"}[view]
     score = lambda name: viz_fmt(emb.get(name))  # noqa: E731
-    return (f"{m.card.name}: {what} · {k}-NN acc {score('knn_' + key)}, trust {score('trust_' + key)}",
+    return (f"{m.card.display}: {what} · {k}-NN acc {score('knn_' + key)}, trust {score('trust_' + key)}",
             f"PCA of the pixels · {k}-NN acc {score('knn_pca')}, trust {score('trust_pca')}")
 
 
@@ -132,7 +132,7 @@ def _index(m: Loaded, index) -> int:
     except (TypeError, ValueError, OverflowError) as error:
         raise MapRequestError(f"a test image is picked by its index, not {index!r}") from error
     if not 0 <= i < m.n_test:
-        raise MapRequestError(f"{m.card.name} has test images 0 to {m.n_test - 1}; there is no #{i}")
+        raise MapRequestError(f"{m.card.display} has test images 0 to {m.n_test - 1}; there is no #{i}")
     return i
 
 
@@ -155,7 +155,7 @@ def decode_at(name, z, label=0) -> dict:
     """The image the decoder of a 2-D latent model draws at ``z``."""
     m = _model(name)
     if not has_latent_plane(m):
-        raise MapRequestError(f"{m.card.name} has no 2-D latent to decode points of")
+        raise MapRequestError(f"{m.card.display} has no 2-D latent to decode points of")
     try:
         zz = np.asarray(z, np.float64).reshape(2)
     except (TypeError, ValueError) as error:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vaelab.app import catalogue as _catalogue
 from vaelab.app.catalogue import Card, card
 from vaelab.paths import checkpoints_dir
 
@@ -58,6 +59,16 @@ def clear_caches() -> None:
         _MODELS.clear()
         _DATA.clear()
         _PCA.clear()
+
+
+def forget(name: str) -> None:
+    """Drop the cached model ``name`` (a model trained in the app, forgotten by the catalogue)."""
+    with _LOCK:
+        for key in [k for k in _MODELS if k[1] == name]:
+            del _MODELS[key]
+
+
+_catalogue._FORGET.append(forget)
 
 
 def load(name: str) -> Loaded:

@@ -39,3 +39,15 @@ def keyed(fn, components: dict):
             raise KeyError(f"{fn.__name__} returned outputs with no component: {sorted(unknown)}")
         return {components[k]: v for k, v in out.items()}
     return wrapper
+
+
+def follow_trained(mine, picker, choices_for) -> None:
+    """Keep ``picker``'s choices in step with the models this browser session trained: when the
+    session's list ``mine`` (a ``gr.State`` of names) changes, the picker offers
+    ``choices_for(extra_cards)`` — the tab's own choices over its shipped cards plus those."""
+    from vaelab.app.catalogue import trained_cards
+
+    def update(names):
+        return gr.update(choices=choices_for(trained_cards(names)))
+
+    mine.change(update, mine, picker, show_progress="hidden", queue=False)

@@ -23,7 +23,7 @@ from vaelab import metrics, viz
 from vaelab.app.catalogue import Card
 from vaelab.app.pixel_image import PixelImage
 from vaelab.app.state import Loaded, load, test_image
-from vaelab.app.widgets import LATEX, keyed, model_picker
+from vaelab.app.widgets import LATEX, follow_trained, keyed, model_picker
 from vaelab.checkpoint import read_info
 from vaelab.folders import read_json
 
@@ -104,7 +104,7 @@ def stats_markdown(m: Loaded, level: int) -> str:
     c = counts(m, level)
     h = metrics.codebook_health(torch.as_tensor(c))
     shapes = m.info.index_shapes[level]
-    return (f"**{m.card.name}, {level_names(m)[level]}:** {h['used_codes']} of {h['codebook_size']} codes used, "
+    return (f"**{m.card.display}, {level_names(m)[level]}:** {h['used_codes']} of {h['codebook_size']} codes used, "
             f"**{h['dead_codes']} dead**; perplexity **{h['perplexity']:.1f}** "
             f"({h['perplexity_fraction']:.0%} of K) over {int(c.sum()):,} positions "
             f"({m.n_test:,} test images × {shapes[0]}×{shapes[1]} cells).")
@@ -325,7 +325,7 @@ def apply_code(value, code) -> dict:
     except (TypeError, ValueError, OverflowError):
         raise gr.Error(f"A code is a whole number from 0 to {k_max}.")
     if not 0 <= k <= k_max:
-        raise gr.Error(f"{m.card.name} has codes 0 to {k_max}; there is no code {k}.")
+        raise gr.Error(f"{m.card.display} has codes 0 to {k_max}; there is no code {k}.")
     lv = int(v["level"])
     maps = [np.asarray(a, np.int64) for a in v["maps"]]
     r, c = (int(t) for t in v["sel"])
@@ -351,10 +351,10 @@ def sample_prior(name: str, temperature, seed) -> dict:
         with torch.no_grad():
             ims = m.model.sample(8, generator=torch.Generator().manual_seed(int(seed or 0)), temperature=t)
     except Exception as error:  # no prior trained for this model
-        return {"samples": viz.placeholder_image(f"{m.card.name} has no trained prior over its codes", 84, width=8 * 84),
+        return {"samples": viz.placeholder_image(f"{m.card.display} has no trained prior over its codes", 84, width=8 * 84),
                 "samples_note": f"No samples: {error}"}
     if getattr(m.model, "_code_prior", None) is None:
-        note = (f"Eight code maps with every code drawn independently from {m.card.name}'s own uniform prior "
+        note = (f"Eight code maps with every code drawn independently from {m.card.display}'s own uniform prior "
                 "(no learned prior over its codes yet: τ does not apply).")
     else:
         note = (f"Eight code maps drawn from the learned PixelCNN prior, each logit divided by τ = {t:g} "
@@ -377,7 +377,7 @@ def select_model(name: str, level, index, names: list[str]) -> dict:
 
 # --- layout and wiring -------------------------------------------------------------------------
 
-def render(cards: list[Card]):
+def render(cards: list[Card], mine=None):
     models = codebook_models(cards)
     with gr.Tab("Codebook"):
         gr.Markdown(SUMMARY)
@@ -390,6 +390,9 @@ def render(cards: list[Card]):
         with gr.Row():
             model = model_picker([(x.short_label, x.name) for x in models], ("vq-vae", "vq-vae-2"), label="Model",
                                  scale=2, elem_id="cb-model")
+            if mine is not None:
+                follow_trained(mine, model, lambda extra: [(x.short_label, x.name)
+                                                           for x in codebook_models(models + extra)])
             c["level"] = gr.Radio(["codes"], value="codes", label="Code level", scale=2, visible=False,
                                   elem_id="cb-level")
             index = gr.Number(0, precision=0, label="test image #", scale=1, minimum=0)

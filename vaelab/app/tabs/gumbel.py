@@ -23,7 +23,7 @@ from vaelab import viz
 from vaelab.app.catalogue import Card
 from vaelab.app.pixel_image import PixelImage
 from vaelab.app.state import Loaded, load, reconstruct_test, test_image
-from vaelab.app.widgets import LATEX, keyed, model_picker
+from vaelab.app.widgets import LATEX, follow_trained, keyed, model_picker
 from vaelab.folders import read_json
 from vaelab.nn.gumbel import categorical_kl_uniform, gumbel_noise, one_hot
 
@@ -69,7 +69,7 @@ def input_image(m: Loaded, index) -> tuple[torch.Tensor, str]:
         return x, f"test image #{i}"
     rec, how = reconstruct_test(m, i)
     if rec is None:
-        raise gr.Error(f"Test image #{i} is not on this server and {m.card.name} cached no codes for it.")
+        raise gr.Error(f"Test image #{i} is not on this server and {m.card.display} cached no codes for it.")
     return rec, f"test image #{i} as the model rebuilds it from its cached codes (the originals are not on this server)"
 
 
@@ -258,7 +258,7 @@ def settle_tau(name: str, log_tau, index, seed) -> dict:
 
 # --- layout and wiring -------------------------------------------------------------------------
 
-def render(cards: list[Card]):
+def render(cards: list[Card], mine=None):
     models = gumbel_models(cards)
     with gr.Tab("Gumbel temperature"):
         gr.Markdown(SUMMARY)
@@ -268,6 +268,8 @@ def render(cards: list[Card]):
         with gr.Row():
             model = model_picker([(c.short_label, c.name) for c in models], ("dvae", "gumbel-vae"), label="Model",
                                  scale=2, elem_id="gb-model")
+            if mine is not None:
+                follow_trained(mine, model, lambda extra: [(c.short_label, c.name) for c in gumbel_models(models + extra)])
             log_tau = gr.Slider(round(math.log10(TAU_MIN), 2), math.log10(TAU_MAX), value=0.0, step=0.01,
                                 label="log₁₀ τ  (−1.3 → τ = 0.05, 0 → τ = 1, 1 → τ = 10)", scale=3, elem_id="gb-tau")
             index = gr.Number(0, precision=0, label="test image #", scale=1, minimum=0)

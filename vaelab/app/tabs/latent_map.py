@@ -17,7 +17,7 @@ from vaelab import viz
 from vaelab.app import latent_canvas as canvas
 from vaelab.app.catalogue import Card, choices
 from vaelab.app.state import Loaded, decode, load, pca_for, reconstruct_test, test_image
-from vaelab.app.widgets import IMG, LATEX, default_choice, fmt, keyed, model_picker
+from vaelab.app.widgets import IMG, LATEX, default_choice, fmt, follow_trained, keyed, model_picker
 
 PROJ_LATENT, PROJ_PCA, PROJ_UMAP = "the latent (2-D)", "PCA", "UMAP"
 VIEW_OF = {PROJ_LATENT: "latent", PROJ_PCA: "pca", PROJ_UMAP: "umap"}
@@ -63,8 +63,8 @@ def projection_for(m: Loaded, projection: str | None) -> str:
 def views_note(m: Loaded, options: list[str]) -> str:
     """Which 2-D views apply to this model (the radio lists all three)."""
     if options == [PROJ_LATENT]:
-        return f"{m.card.name} has a 2-D latent: the map is the latent itself."
-    return f"{m.card.name}: {latent_words(m)[0]}; choose " + " or ".join(options) + "."
+        return f"{m.card.display} has a 2-D latent: the map is the latent itself."
+    return f"{m.card.display}: {latent_words(m)[0]}; choose " + " or ".join(options) + "."
 
 
 @torch.no_grad()
@@ -73,7 +73,7 @@ def manifold(name: str, label: int = 0, n: int = 15) -> tuple[np.ndarray | None,
     quantiles (equal prior mass per cell); other models: over the range of the test codes."""
     m = load(name)
     if not (m.single_vector_latent and m.card.latent_dim == 2):
-        return None, f"The manifold grid needs a 2-D continuous latent; {m.card.name} has {latent_words(m)[0]}."
+        return None, f"The manifold grid needs a 2-D continuous latent; {m.card.display} has {latent_words(m)[0]}."
     if m.info.variational:
         q = torch.linspace(0.05, 0.95, n)
         axis = torch.special.ndtri(q).numpy()
@@ -171,7 +171,7 @@ def about_model(m: Loaded) -> str:
     """One line on the chosen model (its label in the picker is short) and the views it has."""
     purpose = f" Shipped for: {m.card.purpose}." if m.card.purpose else ""
     views = views_note(m, projection_choices(m)).split(": ", 1)[-1]
-    return f"**{m.card.name}** — {m.card.description}.{purpose} {views[0].upper() + views[1:]}"
+    return f"**{m.card.display}** — {m.card.description}.{purpose} {views[0].upper() + views[1:]}"
 
 
 def live_numbers(m: Loaded) -> str:
@@ -179,7 +179,7 @@ def live_numbers(m: Loaded) -> str:
     emb, rec = m.metrics.get("embedding", {}), m.metrics.get("reconstruction", {})
     pca_d, _ = pca_size(m)
     k = emb.get("knn_k", 5)
-    return (f"**{m.card.name}, test set:** reconstruction error (MSE per pixel) {fmt(rec.get('mse'), 4)} vs "
+    return (f"**{m.card.display}, test set:** reconstruction error (MSE per pixel) {fmt(rec.get('mse'), 4)} vs "
             f"PCA-{rec.get('pca_dims', pca_d)} {fmt(rec.get('pca_mse'), 4)} (ratio {fmt(rec.get('mse_ratio_to_pca'), 2)}) · "
             f"{k}-NN accuracy in the full latent {fmt(emb.get('knn_latent_full'))}")
 
@@ -192,7 +192,7 @@ def latent_map_markdown(m: Loaded) -> str:
     emb = m.metrics.get("embedding", {})
     k = emb.get("knn_k", 5)
     return "\n".join([
-        f"Left: where **{m.card.name}** puts each of the {m.n_test:,} test images ({words}"
+        f"Left: where **{m.card.display}** puts each of the {m.n_test:,} test images ({words}"
         + ("" if flat_2d else ", projected to 2-D") + "). Right: the first two principal components of the "
         "same images' pixels — the best *linear* 2-D view.",
         "",
@@ -294,14 +294,17 @@ def default_model(cards: list[Card]) -> str | None:
     return default_choice(model_choices(cards), PREFERRED_MODELS)
 
 
-def render(cards: list[Card]):
-    """The tab and its events. Returns the page load's ``(inputs, outputs)`` for
-    :func:`select_map_model`, or ``None`` when there is no checkpoint to show."""
+def render(cards: list[Card], mine=None):
+    """The tab and its events (``mine``: the session's trained models, joining the picker).
+    Returns the page load's ``(inputs, outputs)`` for :func:`select_map_model`, or ``None`` when
+    there is no checkpoint to show."""
     options = model_choices(cards)
     with gr.Tab("Latent map"):
         gr.Markdown(SUMMARY)
         with gr.Row(equal_height=False):
             model = model_picker(options, PREFERRED_MODELS, label="Model", scale=2, elem_id="map-model")
+            if mine is not None:
+                follow_trained(mine, model, lambda extra: model_choices(cards + extra))
             projection = gr.Radio([PROJ_LATENT, PROJ_PCA, PROJ_UMAP], value=PROJ_LATENT,
                                   label="2-D view of the latent", scale=3, elem_id="map-view")
             index = gr.Slider(0, 100, value=0, step=1, label="Test image # (or click a dot)", scale=2,

@@ -16,7 +16,7 @@ import torch
 from vaelab import viz
 from vaelab.app.catalogue import Card, choices
 from vaelab.app.state import Loaded, decode, load
-from vaelab.app.widgets import IMG, LATEX, default_choice, keyed, model_picker
+from vaelab.app.widgets import IMG, LATEX, default_choice, follow_trained, keyed, model_picker
 from vaelab.metrics import ACTIVE_UNIT_THRESHOLD, KL_INACTIVE_NATS
 
 MAX_SLIDERS = 32  # the sliders tab shows the 32 dimensions with most KL
@@ -97,7 +97,7 @@ def elbo_markdown(m: Loaded) -> str:
     recon, kl, beta = loss.get("recon"), loss.get("kl"), loss.get("beta", 1.0)
     lines = []
     if isinstance(recon, (int, float)) and isinstance(kl, (int, float)):
-        lines.append(f"**{m.card.name}, test set** (nats per image): "
+        lines.append(f"**{m.card.display}, test set** (nats per image): "
                      f"$-\\mathrm{{ELBO}} = \\underbrace{{{recon:.2f}}}_{{\\text{{reconstruction}}}} + "
                      f"\\underbrace{{{kl:.2f}}}_{{\\mathrm{{KL}}}} = {recon + kl:.2f}$.")
         if beta != 1.0:
@@ -155,7 +155,7 @@ def traverse(name: str, label: int, dim: int, *values, steps: int = 9) -> np.nda
     z = latent_from_sliders(m, values)
     d = int(dim if dim is not None else slider_dims(m)[0])
     if not 0 <= d < m.card.latent_dim:
-        raise gr.Error(f"{m.card.name} has latent dimensions 0 to {m.card.latent_dim - 1}; there is no dimension {d}.")
+        raise gr.Error(f"{m.card.display} has latent dimensions 0 to {m.card.latent_dim - 1}; there is no dimension {d}.")
     zs = np.repeat(z[None], steps, 0)
     zs[:, d] = np.linspace(-SLIDER_RANGE, SLIDER_RANGE, steps)
     return viz.strip(decode(m, zs, label))
@@ -191,13 +191,16 @@ def default_model(cards: list[Card]) -> str | None:
     return default_choice(model_choices(cards), PREFERRED_MODELS)
 
 
-def render(cards: list[Card]):
-    """The tab and its events. Returns the page load's ``(inputs, outputs)`` for
-    :func:`setup_sliders`, or ``None`` when no checkpoint has sliders."""
+def render(cards: list[Card], mine=None):
+    """The tab and its events (``mine``: the session's trained models, joining the picker).
+    Returns the page load's ``(inputs, outputs)`` for :func:`setup_sliders`, or ``None`` when no
+    checkpoint has sliders."""
     with gr.Tab("Latent sliders"):
         gr.Markdown(SUMMARY)
         with gr.Row():
             model = model_picker(model_choices(cards), PREFERRED_MODELS, label="VAE model", scale=3)
+            if mine is not None:
+                follow_trained(mine, model, lambda extra: model_choices(cards + extra))
             start = gr.Radio([START_TEST, START_PRIOR], value=START_TEST, label="Start from", scale=2)
             start_index = gr.Slider(0, 100, value=0, step=1, label="test image", scale=1)
             label = gr.Slider(0, 9, value=0, step=1, label="digit to condition on", visible=False, scale=1)

@@ -277,7 +277,10 @@ def status_line(job: Job) -> str:
         return (f"**Training** epoch {s['epoch']} of {total_epochs}, step {s['batch']}/{s['batches']}; "
                 f"{epochs} epoch{'s' if epochs != 1 else ''} done, {_minutes(s['seconds'])} so far{left}.")
     kept = f" The model is saved after epoch {job.saved_epoch}." if job.saved_epoch else " No epoch finished, so nothing was saved."
-    return f"**{status.capitalize()}.** {message}{kept if status != 'finished' else ''}"
+    line = f"**{status.capitalize()}.** {message}{kept if status != 'finished' else ''}"
+    if not job.done and job.saved_epoch:
+        line += " Scoring it on the test images so the other tabs can show it…"
+    return line
 
 
 def loss_chart(job: Job) -> str:
@@ -358,7 +361,8 @@ def view(job: Job) -> dict:
     with job.lock:
         done, epochs, saved = job.done, len(job.epochs), job.saved_epoch
     return {"status": status_line(job), "numbers": live_numbers(job), "losses": loss_chart(job),
-            "per_epoch": epoch_chart(job), "codes": codes_chart(job), "rebuilt": rebuilt, "map": latent,
+            "per_epoch": epoch_chart(job), "rebuilt": rebuilt, "map": latent,
+            "codes": gr.update(value=codes_chart(job), visible=bool(job.epochs and "codes" in job.epochs[-1]["record"])),
             "train": gr.update(interactive=done), "stop": gr.update(interactive=not done),
             "resume": gr.update(interactive=bool(done and saved and job.status != "finished")),
             "scrub": gr.update(visible=done and epochs > 1, maximum=max(2, epochs), value=max(1, epochs)),
@@ -396,18 +400,41 @@ def _own(job_id: str, request: gr.Request | None) -> Job:
     return job
 
 
-def watch(job: Job, every: float = 0.4):
-    """Yield the page's view of ``job`` whenever it changed, until it ends (then once more)."""
+def watch(job: Job, mine: list | None = None, every: float = 0.4):
+    """Yield the page's view of ``job`` whenever it changed, until it ends; the last view adds
+    the trained model to this session's models (``mine``) when it was saved and evaluated."""
     seen = -1
     while True:
         with job.lock:
             version, done = job.version, job.done
+        if done:
+            yield {"job": job.id, **view(job), **adopt(job, list(mine or []))}
+            return
         if version != seen or job.status == QUEUED:
             seen = version
             yield {"job": job.id, **view(job)}
-        if done:
-            return
         time.sleep(every)
+
+
+def adopt(job: Job, mine: list) -> dict:
+    """Register an ended job's evaluated checkpoint under a name only this session is told, and
+    say where it can be used now."""
+    from vaelab.app.catalogue import register_trained
+
+    if job.evaluation != "done" or not job.saved_epoch:
+        if job.evaluation and job.evaluation not in ("done", "running"):
+            return {"status": status_line(job) + f" It could not be evaluated, so the other tabs cannot show it "
+                                                  f"({job.evaluation}); the download still works."}
+        return {}
+    name = f"trained-{job.id}"
+    title = f"your {job.spec.variant} ({job.spec.dataset}, epoch {job.saved_epoch}, {time.strftime('%H:%M')})"
+    try:
+        card = register_trained(job.folder, name, title)
+    except ValueError as error:
+        return {"status": status_line(job) + f" It cannot be shown in the other tabs: {error}"}
+    mine = [n for n in mine if n != name] + [name]
+    return {"mine": mine, "status": status_line(job) + f" It is now in this page's model pickers as "
+                                                       f"“{card.short_label}” (only for you)."}
 
 
 def check_settings(variant: str, dataset: str, *values) -> dict:
@@ -417,18 +444,19 @@ def check_settings(variant: str, dataset: str, *values) -> dict:
     return {"status": "**Queuing** the job…"}
 
 
-def start_training(request: gr.Request, variant: str, dataset: str, *values):
+def start_training(request: gr.Request, mine: list, variant: str, dataset: str, *values):
     """Check the settings, queue the job, and stream it (``values``: the knobs, in :data:`KNOBS`
-    order; ``request`` names the browser session the job belongs to)."""
+    order; ``request`` names the browser session the job belongs to, ``mine`` lists the models
+    it trained before)."""
     spec = make_spec(variant, dataset, dict(zip([k.field for k in KNOBS], values)))
     session = _session(request)
     job = QUEUE.submit(spec, runs_dir() / session[:32] / f"{spec.variant}-{time.strftime('%H%M%S')}-{os.urandom(2).hex()}",
                        owner=session)
     JOBS[job.id] = job
-    yield from watch(job)
+    yield from watch(job, mine)
 
 
-def resume_training(job_id: str, request: gr.Request = None):
+def resume_training(job_id: str, mine: list, request: gr.Request = None):
     """Continue a stopped job exactly from its last saved epoch, in the same folder."""
     old = _own(job_id, request)
     if not old.done:
@@ -438,7 +466,7 @@ def resume_training(job_id: str, request: gr.Request = None):
     job = QUEUE.submit(old.spec, old.folder, resume=True, owner=old.owner)
     job.steps, job.epochs = list(old.steps), list(old.epochs)  # the charts continue where they were
     JOBS[job.id] = job
-    yield from watch(job)
+    yield from watch(job, mine)
 
 
 def stop_training(job_id: str, request: gr.Request = None) -> dict:
@@ -475,7 +503,9 @@ def _control(knob: Knob, variant: str):
                      **common)
 
 
-def render():
+def render(mine: gr.State):
+    """The tab. ``mine``: the session's list of models trained here (the other tabs' pickers
+    listen to it)."""
     from vaelab.app.widgets import keyed
 
     first = "vae"
@@ -504,7 +534,8 @@ def render():
                                       show_label=True, container=True, elem_id="train-losses")
                 c["per_epoch"] = gr.HTML(label="loss per epoch (validation: images held out of training)",
                                       show_label=True, container=True, elem_id="train-epochs")
-                c["codes"] = gr.HTML(label="codes in use (discrete models)", show_label=True, container=True)
+                c["codes"] = gr.HTML(label="codes in use after each epoch (of the held-out images' code maps)",
+                                     show_label=True, container=True, visible=False)
             with gr.Column(scale=1, min_width=300):
                 c["rebuilt"] = PixelImage(label="test images (top) and the model's rebuilds after the last epoch",
                                           alt="test images and their rebuilds", empty="They appear when training starts.",
@@ -516,17 +547,18 @@ def render():
                                        elem_id="train-scrub")
                 c["download"] = gr.DownloadButton("Download the checkpoint (.zip)", visible=False)
         c["job"] = gr.State("")
+        c["mine"] = mine
 
     knob_controls = [c[k.field] for k in KNOBS]
     shown = {k: c[k] for k in ("status", "numbers", "losses", "per_epoch", "codes", "rebuilt", "map", "train", "stop",
-                               "resume", "scrub", "download", "job")}
+                               "resume", "scrub", "download", "job", "mine")}
     variant.change(keyed(show_variant, c), [variant, dataset], knob_controls + [c["formula"]], api_name="train_variant")
     dataset.change(keyed(show_variant, c), [variant, dataset], knob_controls + [c["formula"]], api_name="train_dataset")
     c["train"].click(keyed(check_settings, c), [variant, dataset] + knob_controls, c["status"], api_name="train_check",
                      show_progress="hidden").success(
-        keyed_stream(start_training, shown), [variant, dataset] + knob_controls, list(shown.values()),
+        keyed_stream(start_training, shown), [mine, variant, dataset] + knob_controls, list(shown.values()),
         api_name="train_start", concurrency_limit=16, concurrency_id="train_watch", show_progress="hidden")
-    c["resume"].click(keyed_stream(resume_training, shown), c["job"], list(shown.values()), api_name="train_resume",
+    c["resume"].click(keyed_stream(resume_training, shown), [c["job"], mine], list(shown.values()), api_name="train_resume",
                       concurrency_limit=16, concurrency_id="train_watch", show_progress="hidden")
     c["stop"].click(keyed(stop_training, c), c["job"], c["status"], api_name="train_stop")
     c["scrub"].change(keyed(scrub, c), [c["job"], c["scrub"]], [c["rebuilt"], c["map"], c["per_epoch"]],
