@@ -251,6 +251,46 @@ def test_gumbel_tab_moving_tau_changes_the_soft_codes(page, shots):
     page.screenshot(path=str(shots / "gumbel.png"), full_page=True)
 
 
+
+def _svg_points(page, selector: str) -> int:
+    """How many points the chart's lines have (0 before the first one is drawn)."""
+    return page.locator(selector).evaluate(
+        "el => [...el.querySelectorAll('polyline')].reduce((n, p) => n + p.getAttribute('points').split(' ').length, 0)")
+
+
+def test_train_tab_streams_stops_and_the_model_is_used_in_the_latent_map(page, shots):
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-variant input").click()
+    page.locator("ul[role=listbox] li", has_text="vae — Variational").first.click()
+    latent = page.get_by_label("latent size")
+    latent.fill("2")
+    page.get_by_label("epochs").fill("150")
+    page.get_by_label("batch size").fill("16")
+    page.locator("#train-start").click()
+    page.wait_for_selector("#train-losses polyline", timeout=60_000)
+    first = _svg_points(page, "#train-losses")
+    page.wait_for_function("([sel, n]) => [...document.querySelectorAll(sel + ' polyline')].reduce((k, p) => "
+                           "k + p.getAttribute('points').split(' ').length, 0) > n", arg=["#train-losses", first])
+    page.wait_for_selector("#train-map img", timeout=60_000)  # an epoch ended: the map is drawn
+    map_before = page.locator("#train-map img").get_attribute("src")
+    page.wait_for_function("before => document.querySelector('#train-map img').src !== before", arg=map_before)
+    page.screenshot(path=str(shots / "train-running.png"), full_page=True)
+    page.locator("#train-stop").click()
+    page.wait_for_function("() => document.querySelector('#train-status').innerText.includes('model pickers')",
+                           timeout=60_000)
+    status = page.locator("#train-status").inner_text()
+    assert "Stopped" in status and "saved after epoch" in status
+    page.screenshot(path=str(shots / "train.png"), full_page=True)
+    title = status.split("“")[1].split("”")[0]
+    page.get_by_role("tab", name="Latent map").click()
+    page.locator("#map-model input").click()
+    page.locator("ul[role=listbox] li", has_text=title).first.click()
+    page.wait_for_function("() => (document.querySelector('#map-canvas .lc').dataset.key || '').startsWith('trained-')",
+                           timeout=60_000)
+    page.wait_for_selector("#map-canvas .lc[data-state=ready]")
+    assert "your vae" in page.locator("#map-canvas").inner_text()
+
+
 def test_models_tab(page, shots):
     page.get_by_role("tab", name="Models").click()
     page.wait_for_timeout(300)
