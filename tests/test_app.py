@@ -73,7 +73,9 @@ def _endpoint_args(tmp_path):
     from vaelab.app.tabs import gumbel
     gmodels = [c.name for c in gumbel.gumbel_models(cards)]
     z = [0.5] * sliders.MAX_SLIDERS
-    from vaelab.app.tabs import train
+    from vaelab.app.tabs import regularisers, train
+    den, sparse, contr = ([c.name for c in f(cards)] for f in (regularisers.denoising_models, regularisers.sparse_models,
+                                                                 regularisers.contractive_models))
     knobs = {**{k.field: train.defaults("ae", "digits").get(k.field) for k in train.KNOBS}, "latent_dim": 2, "epochs": 3}
     knobs = [knobs[k.field] for k in train.KNOBS]
     return {
@@ -111,6 +113,15 @@ def _endpoint_args(tmp_path):
         # in this order: the session's job is started, replayed, stopped (already finished), resumed
         "/train_variant": ["vae", "digits"], "/train_dataset": ["ae", "digits"], "/train_check": ["ae", "digits", *knobs],
         "/train_start": ["ae", "digits", *knobs], "/train_scrub": [2], "/train_stop": [], "/train_resume": [],
+        **({"/reg_den_model": [den[0], "masking", 0.3, 1, 0], "/reg_noise": [den[0], "gaussian", 0.3, 1, 0],
+            "/reg_level": [den[0], "masking", 0.6, 1, 0], "/reg_den_image": [den[0], "masking", 0.3, 2, 0],
+            "/reg_den_seed": [den[0], "masking", 0.3, 2, 4], "/init_regularisers_0": [den[0], "masking", 0.3, 0, 0]}
+           if den else {}),
+        **({"/reg_sparse_model": [sparse[0], 10, 1], "/reg_k": [sparse[0], 5, 1], "/reg_sparse_image": [sparse[0], 5, 3],
+            f"/init_regularisers_{int(bool(den))}": [sparse[0], 10, 0]} if sparse else {}),
+        **({"/reg_contractive_model": [contr[0], 0.05, 1], "/reg_eps": [contr[0], 0.2, 1],
+            "/reg_contractive_image": [contr[0], 0.05, 3],
+            f"/init_regularisers_{int(bool(den)) + int(bool(sparse))}": [contr[0], 0.05, 0]} if contr else {}),
     }
 
 

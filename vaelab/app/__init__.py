@@ -19,7 +19,7 @@ import gradio as gr
 
 from vaelab.app.catalogue import scan_checkpoints
 from vaelab.app.state import dataset_status, host_instructions, warm_up
-from vaelab.app.tabs import beta, codebook, draw, gumbel, latent_map, models, sliders, train
+from vaelab.app.tabs import beta, codebook, draw, gumbel, latent_map, models, regularisers, sliders, train
 
 # Small type for secondary lines; a compact header so each tab's main figure fits a 1280×720
 # projector; on a phone the tab bar scrolls sideways instead of hiding tabs behind a menu.
@@ -64,6 +64,7 @@ def build() -> gr.Blocks:
         beta_load = beta.render(cards)
         codebook_load = codebook.render(cards, mine)
         gumbel_load = gumbel.render(cards, mine)
+        regulariser_loads = regularisers.render(cards) or []
         train.render(mine)
         models.render(cards)
         with gr.Accordion("Running this app yourself?", open=False):
@@ -81,4 +82,6 @@ def build() -> gr.Blocks:
             demo.load(*codebook_load, api_name="init_codebook")
         if gumbel_load:
             demo.load(*gumbel_load, api_name="init_gumbel")
+        for k, load in enumerate(regulariser_loads):
+            demo.load(*load, api_name=f"init_regularisers_{k}")
     return demo

@@ -50,4 +50,4 @@ def follow_trained(mine, picker, choices_for) -> None:
     def update(names):
         return gr.update(choices=choices_for(trained_cards(names)))
 
-    mine.change(update, mine, picker, show_progress="hidden", queue=False)
+    mine.change(update, mine, picker, show_progress="hidden", queue=False, api_visibility="private")
