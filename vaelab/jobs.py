@@ -127,7 +127,8 @@ def _worker(spec: JobSpec, folder: str, resume: bool, conn, stop_event) -> None:
                             history_extra={"job": {"variant": spec.variant, "dataset": spec.dataset,
                                                    "config": spec.config}})
         snaps = _Snapshots(model, data, spec)
-        conn.send(("start", {**snaps.start(), "epochs": settings.epochs, "source": data.source,
+        epochs = sum(n for _, n in model.training_phases(settings.epochs))  # layer-wise pretraining included
+        conn.send(("start", {**snaps.start(), "epochs": epochs, "source": data.source,
                              "train_images": len(data.train_x)}))
         began, last_sent, limit_hit = time.monotonic(), 0.0, False
         for event in training:

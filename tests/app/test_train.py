@@ -163,3 +163,15 @@ def test_a_finished_model_joins_this_sessions_pickers_and_loads_like_a_shipped_o
     assert m.n_test == len(tr.JOBS[last["job"]].start["labels"]) and "coords_pca" in m.arrays
     shown = latent_map.select_map_model(name, latent_map.PROJ_LATENT, 3)
     assert shown["map"]
+
+
+def test_a_stacked_autoencoders_layer_wise_phases_show_in_the_loss_chart():
+    last = list(tr.start_training(session("erin"), [], "stacked-ae", "digits",
+                                  *values("stacked-ae", epochs=2, pretrain_epochs=1)))[-1]
+    job = tr.JOBS[last["job"]]
+    layers = len(job.spec.config["hidden"]) + 1  # each encoder layer pretrained for one epoch, then fine-tuned
+    assert job.start["epochs"] == layers + 2 and len(job.epochs) == layers + 2
+    phases = [name for _, _, name in tr.phase_spans(job.steps)]
+    assert phases == [f"pretrain-{i}" for i in range(layers)] + ["finetune"]
+    for name in phases:
+        assert f">{name}</text>" in last["losses"]

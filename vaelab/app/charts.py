@@ -29,10 +29,12 @@ def _fmt(v: float) -> str:
 
 def line_chart(series: list[tuple[str, list[float], list[float]]], xlabel: str, ylabel: str, *,
                width: int = 460, height: int = 240, logy: bool = False, empty: str = "Nothing yet.",
-               marker: float | None = None, marker_label: str = "", xmax: float | None = None) -> str:
+               marker: float | None = None, marker_label: str = "", xmax: float | None = None,
+               spans: list[tuple[float, float, str]] = ()) -> str:
     """``series``: (name, xs, ys) drawn as lines in :data:`PALETTE` order; non-finite values are
     skipped. ``marker`` draws a vertical line at that x; ``xmax`` fixes the x range's end (a chart
-    that fills in as training goes)."""
+    that fills in as training goes); ``spans`` shades alternate (start, end, label) x ranges and
+    names them (training phases)."""
     pts = [(name, np.asarray(xs, float), np.asarray(ys, float)) for name, xs, ys in series]
     keep = [np.isfinite(y) & (y > 0 if logy else True) for _, _, y in pts]
     pts = [(n, x[k], y[k]) for (n, x, y), k in zip(pts, keep) if k.any()]
@@ -75,6 +77,14 @@ def line_chart(series: list[tuple[str, list[float], list[float]]], xlabel: str, 
                f'{html.escape(xlabel)}</text>')
     out.append(f'<text transform="translate(12 {(T + height - B) / 2}) rotate(-90)" font-size="11" '
                f'text-anchor="middle">{html.escape(ylabel)}</text>')
+    for k, (a, b, name) in enumerate(spans):
+        a, b = max(a, x0), min(b, x1)
+        if b > a:
+            if k % 2 == 0:
+                out.append(f'<rect x="{sx(a):.1f}" y="{T}" width="{sx(b) - sx(a):.1f}" height="{height - T - B}" '
+                           f'fill="#f1f3f4"/>')
+            out.append(f'<text x="{(sx(a) + sx(b)) / 2:.1f}" y="{height - B - 6}" font-size="10" text-anchor="middle" '
+                       f'fill="#5f6368">{html.escape(name)}</text>')
     for j, (name, x, y) in enumerate(pts):
         col = PALETTE[j % len(PALETTE)]
         if len(x) > 600:  # keep the string small: every k-th point (the last one always)

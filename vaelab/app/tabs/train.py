@@ -295,7 +295,19 @@ def loss_chart(job: Job) -> str:
     series = [(n, xs, [s["terms"].get(n, math.nan) for s in steps]) for n in names[:6]]
     positive = all(v > 0 for _, _, ys in series for v in ys if math.isfinite(v))
     return line_chart(series, "step", "loss terms per image (log scale)" if positive else "loss terms per image",
-                      logy=positive, xmax=total or None)
+                      logy=positive, xmax=total or None, spans=phase_spans(steps))
+
+
+def phase_spans(steps: list[dict]) -> list[tuple[float, float, str]]:
+    """Where each training phase ran, in steps (a stacked autoencoder trains layer by layer first);
+    nothing for a model with one phase."""
+    spans: list[list] = []
+    for s in steps:
+        if spans and spans[-1][2] == s["phase"]:
+            spans[-1][1] = s["step"]
+        else:
+            spans.append([spans[-1][1] if spans else 0, s["step"], s["phase"]])
+    return [tuple(p) for p in spans] if len(spans) > 1 else []
 
 
 def epoch_chart(job: Job, mark: int | None = None) -> str:
