@@ -68,13 +68,24 @@ def shoot(page, out: Path, w: int, h: int) -> list[Path]:
     files.append(out / f"draw-{w}x{h}.png")
     page.screenshot(path=str(files[-1]))
     for name, key, ready in (("β comparison", "beta", "#beta-rd svg"), ("Codebook", "codebook", "#cb-cells td"),
-                             ("Gumbel temperature", "gumbel", "#gb-heatmap img")):
+                             ("Gumbel temperature", "gumbel", "#gb-heatmap img"),
+                             ("Regularisers", "regularisers", "#reg-jac img")):
         tab(page, name)
         page.wait_for_selector(ready, timeout=60_000)
         page.wait_for_timeout(1200)
         page.evaluate("window.scrollTo(0, 0)")
         files.append(out / f"{key}-{w}x{h}.png")
         page.screenshot(path=str(files[-1]))
+    tab(page, "Train")  # a 2-D VAE on the digits, watched until it ends (about 10 s)
+    page.wait_for_selector("#train-start")
+    page.get_by_label("latent size").fill("2")
+    page.locator("#train-start").click()
+    page.wait_for_function("() => document.querySelector('#train-status').innerText.includes('model pickers')",
+                           timeout=120_000)
+    page.wait_for_timeout(800)
+    page.evaluate("window.scrollTo(0, 0)")
+    files.append(out / f"train-{w}x{h}.png")
+    page.screenshot(path=str(files[-1]))
     tab(page, "Models")
     files.append(out / f"models-{w}x{h}.png")
     page.screenshot(path=str(files[-1]))

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+LEGEND_TOP = 30  # below the label a labelled panel draws over its top-left corner
 PALETTE = ["#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#b07aa1", "#76b7b2", "#edc948", "#9c755f"]
 
 
@@ -41,8 +42,16 @@ def line_chart(series: list[tuple[str, list[float], list[float]]], xlabel: str, 
     label = f"{ylabel} against {xlabel}"
     if not pts:
         return f'<div class="vl-chart-empty" role="img" aria-label="{html.escape(label)}">{html.escape(empty)}</div>'
-    per_row = max(1, (width - 60) // 130)  # the legend: a row of names with their last values, above the plot
-    L, R, T, B = 54, 12, 10 + 14 * math.ceil(len(pts) / per_row), 38
+    # the legend: names with their last values, in rows above the plot (below the panel's label)
+    legend, x_at, row = [], 0.0, 0
+    for j, (name, _, y) in enumerate(pts):
+        text = f"● {name} {_fmt(float(y[-1]))}"
+        w = 6.2 * len(text) + 14
+        if x_at and x_at + w > width - 60:
+            x_at, row = 0.0, row + 1
+        legend.append((text, x_at, row))
+        x_at += w
+    L, R, T, B = 54, 12, LEGEND_TOP + 14 * (row + 1), 38
     fy = np.log10 if logy else (lambda v: v)
     xs_all = np.concatenate([x for _, x, _ in pts])
     ys_all = np.concatenate([fy(y) for _, _, y in pts])
@@ -96,9 +105,9 @@ def line_chart(series: list[tuple[str, list[float], list[float]]], xlabel: str, 
         else:
             out.append(f'<polyline fill="none" stroke="{col}" stroke-width="1.8" points="'
                        + " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in zip(x, fyv)) + '"/>')
-        row, slot = divmod(j, per_row)
-        out.append(f'<text x="{L + slot * 130}" y="{10 + 14 * row}" font-size="11" fill="{col}">'
-                   f'● {html.escape(name)} {_fmt(float(y[-1]))}</text>')
+        text, at, row = legend[j]
+        out.append(f'<text x="{L + at:.0f}" y="{LEGEND_TOP + 14 * row}" font-size="11" fill="{col}">'
+                   f'{html.escape(text)}</text>')
     if marker is not None and x0 <= marker <= x1:
         out.append(f'<line x1="{sx(marker):.1f}" x2="{sx(marker):.1f}" y1="{T}" y2="{height - B}" stroke="#f28e2b" '
                    f'stroke-width="2"/><text x="{sx(marker) - 4:.1f}" y="{height - B - 6}" font-size="11" '

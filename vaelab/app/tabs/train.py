@@ -523,38 +523,40 @@ def render(mine: gr.State):
     first = "vae"
     with gr.Tab("Train"):
         gr.Markdown(SUMMARY)
-        with gr.Row():
-            variant = gr.Dropdown(variant_choices(), value=first, label="kind of autoencoder", scale=3,
-                                  elem_id="train-variant")
-            dataset = gr.Radio(available_datasets(), value="digits", label="dataset", scale=2, elem_id="train-data")
         c: dict = {}
-        with gr.Accordion("Settings (each kind shows its own; defaults are the variant's)", open=True):
-            with gr.Row():
-                for knob in KNOBS:
-                    c[knob.field] = _control(knob, first)
-        with gr.Row():
-            c["train"] = gr.Button("Train", variant="primary", elem_id="train-start")
-            c["stop"] = gr.Button("Stop", interactive=False, elem_id="train-stop")
-            c["resume"] = gr.Button("Resume", interactive=False, elem_id="train-resume")
-        c["status"] = gr.Markdown("Choose, then press **Train**.", elem_id="train-status")
-        with gr.Accordion("What it minimises", open=False):
-            c["formula"] = gr.Markdown(show_variant(first)["formula"], latex_delimiters=LATEX)
-            c["numbers"] = gr.Markdown()
-        with gr.Row():
-            with gr.Column(scale=1, min_width=300):
-                c["losses"] = gr.HTML(line_chart([], "step", "loss", empty=EMPTY_CHART), label="loss terms per step",
-                                      show_label=True, container=True, elem_id="train-losses")
-                c["per_epoch"] = gr.HTML(label="loss per epoch (validation: images held out of training)",
-                                      show_label=True, container=True, elem_id="train-epochs")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=320):  # what to train
+                variant = gr.Dropdown(variant_choices(), value=first, label="kind of autoencoder",
+                                      elem_id="train-variant")
+                dataset = gr.Radio(available_datasets(), value="digits", label="dataset", elem_id="train-data")
+                with gr.Row():
+                    c["train"] = gr.Button("Train", variant="primary", elem_id="train-start", min_width=80)
+                    c["stop"] = gr.Button("Stop", interactive=False, elem_id="train-stop", min_width=80)
+                    c["resume"] = gr.Button("Resume", interactive=False, elem_id="train-resume", min_width=80)
+                c["status"] = gr.Markdown("Choose, then press **Train**.", elem_id="train-status")
+                with gr.Accordion("Settings (each kind shows its own; defaults are the variant's)", open=True):
+                    with gr.Row():
+                        for knob in KNOBS:
+                            c[knob.field] = _control(knob, first)
+                with gr.Accordion("What it minimises, with this step's numbers", open=True):
+                    c["formula"] = gr.Markdown(show_variant(first)["formula"], latex_delimiters=LATEX)
+                    c["numbers"] = gr.Markdown()
+            with gr.Column(scale=3, min_width=320):  # what it does
+                with gr.Row():
+                    c["losses"] = gr.HTML(line_chart([], "step", "loss", empty=EMPTY_CHART), label="loss terms per step",
+                                          show_label=True, container=True, elem_id="train-losses", min_width=280)
+                    c["per_epoch"] = gr.HTML(label="loss per epoch (validation: images held out of training)",
+                                             show_label=True, container=True, elem_id="train-epochs", min_width=280)
+                with gr.Row():
+                    c["rebuilt"] = PixelImage(label="test images (top) and their rebuilds after the last epoch",
+                                              alt="test images and their rebuilds",
+                                              empty="They appear when training starts.", elem_id="train-rebuilt",
+                                              min_width=280)
+                    c["map"] = PixelImage(label="the latent map after the last epoch (PCA beyond 2 numbers)",
+                                          alt="latent map", width=280, empty="It appears after the first epoch.",
+                                          elem_id="train-map", min_width=280)
                 c["codes"] = gr.HTML(label="codes in use after each epoch (of the held-out images' code maps)",
                                      show_label=True, container=True, visible=False)
-            with gr.Column(scale=1, min_width=300):
-                c["rebuilt"] = PixelImage(label="test images (top) and the model's rebuilds after the last epoch",
-                                          alt="test images and their rebuilds", empty="They appear when training starts.",
-                                          elem_id="train-rebuilt")
-                c["map"] = PixelImage(label="the latent map after the last epoch (PCA when it has more than 2 numbers)",
-                                      alt="latent map", width=320, empty="It appears after the first epoch.",
-                                      elem_id="train-map")
                 c["scrub"] = gr.Slider(1, 2, value=1, step=1, label="replay: after epoch …", visible=False,
                                        elem_id="train-scrub")
                 c["download"] = gr.DownloadButton("Download the checkpoint (.zip)", visible=False)
