@@ -175,3 +175,28 @@ def test_a_stacked_autoencoders_layer_wise_phases_show_in_the_loss_chart():
     assert phases == [f"pretrain-{i}" for i in range(layers)] + ["finetune"]
     for name in phases:
         assert f">{name}</text>" in last["losses"]
+
+
+def test_one_job_per_session_and_a_bounded_queue(monkeypatch):
+    stream = tr.start_training(session("frank"), [], "vae", "digits", *values(epochs=200, batch_size=8))
+    view = next(stream)
+    with pytest.raises(gr.Error, match="already have a training job"):
+        next(tr.start_training(session("frank"), [], "ae", "digits", *values("ae")))
+    monkeypatch.setattr(tr, "MAX_WAITING", 0)
+    with pytest.raises(gr.Error, match="already waiting"):
+        next(tr.start_training(session("grace"), [], "ae", "digits", *values("ae")))
+    tr.stop_training(view["job"], session("frank"))
+    list(stream)
+
+
+def test_old_job_folders_are_removed_and_busy_ones_kept(runs):
+    import os
+    import time
+
+    old, fresh = runs / "s" / "old-run", runs / "s" / "fresh-run"
+    for folder in (old, fresh):
+        folder.mkdir(parents=True)
+    past = time.time() - tr.KEEP_RUNS - 10
+    os.utime(old, (past, past))
+    tr.prune_runs()
+    assert not old.exists() and fresh.exists()

@@ -61,6 +61,8 @@ def env_number(name: str, default: float) -> float:
 
 
 MAX_RUNNING = int(env_number("VAELAB_TRAINING_JOBS", 1))
+MAX_WAITING = 8  # jobs waiting at once, all sessions together
+KEEP_RUNS = 6 * 3600  # seconds a job's folder is kept (a model still in a session's pickers is kept longer)
 TIME_LIMIT = env_number("VAELAB_TRAINING_MINUTES", 10) * 60
 QUEUE = JobQueue(max_running=MAX_RUNNING)
 JOBS: dict[str, Job] = {}  # id -> job, for the page's Stop / Resume / scrubber
@@ -462,10 +464,39 @@ def start_training(request: gr.Request, mine: list, variant: str, dataset: str, 
     it trained before)."""
     spec = make_spec(variant, dataset, dict(zip([k.field for k in KNOBS], values)))
     session = _session(request)
+    admit(session)
+    prune_runs()
     job = QUEUE.submit(spec, runs_dir() / session[:32] / f"{spec.variant}-{time.strftime('%H%M%S')}-{os.urandom(2).hex()}",
                        owner=session)
     JOBS[job.id] = job
     yield from watch(job, mine)
+
+
+def admit(session: str) -> None:
+    """One job at a time per browser session, and a bounded queue: a clear refusal otherwise."""
+    waiting = [j for j in QUEUE.jobs if not j.done]
+    if any(j.owner == session for j in waiting):
+        raise gr.Error("You already have a training job queued or running: stop it first (or wait for it to end).")
+    if sum(j.status == QUEUED for j in waiting) >= MAX_WAITING:
+        raise gr.Error(f"{MAX_WAITING} training jobs are already waiting on this server; try again in a few minutes.")
+
+
+def prune_runs(now: float | None = None) -> None:
+    """Remove job folders older than :data:`KEEP_RUNS` that no job is using and no session shows."""
+    from vaelab.app.catalogue import _TRAINED
+
+    root, now = runs_dir(), now or time.time()
+    if not root.is_dir():
+        return
+    busy = {j.folder for j in QUEUE.jobs if not j.done} | {c.folder for c in _TRAINED.values()}
+    for session in root.iterdir():
+        for run in session.iterdir() if session.is_dir() else ():
+            try:
+                old = now - run.stat().st_mtime > KEEP_RUNS
+            except OSError:
+                continue
+            if old and run not in busy:
+                shutil.rmtree(run, ignore_errors=True) if run.is_dir() else run.unlink(missing_ok=True)
 
 
 def resume_training(job_id: str, mine: list, request: gr.Request = None):
@@ -475,6 +506,7 @@ def resume_training(job_id: str, mine: list, request: gr.Request = None):
         raise gr.Error("This job is still running.")
     if not old.saved_epoch:
         raise gr.Error("Nothing to resume: no epoch was finished before it stopped. Press Train to start again.")
+    admit(old.owner)
     job = QUEUE.submit(old.spec, old.folder, resume=True, owner=old.owner)
     job.steps, job.epochs = list(old.steps), list(old.epochs)  # the charts continue where they were
     JOBS[job.id] = job
