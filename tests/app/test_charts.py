@@ -40,3 +40,13 @@ def test_a_marker_sits_at_its_x_and_labels_are_escaped():
     [line] = polyline_points(svg)
     marker_x = float(re.search(r'<line x1="([\d.]+)"', svg).group(1))
     assert abs(marker_x - (line[0][0] + line[1][0]) / 2) < 0.2
+
+
+def test_a_log_x_axis_spaces_decades_equally_and_a_reference_line_is_drawn():
+    svg = line_chart([("relaxed", [0.1, 1, 10], [3.0, 2.0, 4.0])], "τ", "loss", logx=True, hline=("exact", 2.5),
+                     marker=1, marker_label="τ = 1", last_values=False)
+    [line] = polyline_points(svg)
+    assert abs((line[1][0] - line[0][0]) - (line[2][0] - line[1][0])) < 0.2  # 0.1→1 as wide as 1→10
+    marker_x = float(re.search(r'<line x1="([\d.]+)" x2="[\d.]+" y1="\d+"', svg).group(1))
+    assert abs(marker_x - line[1][0]) < 0.2
+    assert 'stroke-dasharray="5 3"' in svg and "exact 2.5" in svg and "relaxed 4" not in svg

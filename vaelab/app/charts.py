@@ -31,21 +31,24 @@ def _fmt(v: float) -> str:
 def line_chart(series: list[tuple[str, list[float], list[float]]], xlabel: str, ylabel: str, *,
                width: int = 460, height: int = 240, logy: bool = False, empty: str = "Nothing yet.",
                marker: float | None = None, marker_label: str = "", xmax: float | None = None,
-               spans: list[tuple[float, float, str]] = ()) -> str:
+               spans: list[tuple[float, float, str]] = (), logx: bool = False,
+               hline: tuple[str, float] | None = None, last_values: bool = True) -> str:
     """``series``: (name, xs, ys) drawn as lines in :data:`PALETTE` order; non-finite values are
     skipped. ``marker`` draws a vertical line at that x; ``xmax`` fixes the x range's end (a chart
     that fills in as training goes); ``spans`` shades alternate (start, end, label) x ranges and
-    names them (training phases)."""
+    names them (training phases); ``logx`` puts x on a log scale; ``hline`` is a named horizontal
+    reference value, drawn dashed; ``last_values`` puts each series' last value beside its name."""
     pts = [(name, np.asarray(xs, float), np.asarray(ys, float)) for name, xs, ys in series]
-    keep = [np.isfinite(y) & (y > 0 if logy else True) for _, _, y in pts]
+    keep = [np.isfinite(y) & (y > 0 if logy else True) & (x > 0 if logx else True) for _, x, y in pts]
     pts = [(n, x[k], y[k]) for (n, x, y), k in zip(pts, keep) if k.any()]
     label = f"{ylabel} against {xlabel}"
     if not pts:
         return f'<div class="vl-chart-empty" role="img" aria-label="{html.escape(label)}">{html.escape(empty)}</div>'
     # the legend: names with their last values, in rows above the plot (below the panel's label)
     legend, x_at, row = [], 0.0, 0
-    for j, (name, _, y) in enumerate(pts):
-        text = f"● {name} {_fmt(float(y[-1]))}"
+    entries = [(name, float(y[-1])) for name, _, y in pts] + ([hline] if hline else [])
+    for j, (name, last) in enumerate(entries):
+        text = f"{'●' if j < len(pts) else '‒‒'} {name}" + (f" {_fmt(last)}" if last_values or j >= len(pts) else "")
         w = 6.2 * len(text) + 14
         if x_at and x_at + w > width - 60:
             x_at, row = 0.0, row + 1
@@ -53,9 +56,11 @@ def line_chart(series: list[tuple[str, list[float], list[float]]], xlabel: str, 
         x_at += w
     L, R, T, B = 54, 12, LEGEND_TOP + 14 * (row + 1), 38
     fy = np.log10 if logy else (lambda v: v)
+    fx = np.log10 if logx else (lambda v: v)
+    pts = [(n, fx(x), y) for n, x, y in pts]
     xs_all = np.concatenate([x for _, x, _ in pts])
-    ys_all = np.concatenate([fy(y) for _, _, y in pts])
-    x0, x1 = float(xs_all.min()), float(max(xs_all.max(), xmax or -math.inf))
+    ys_all = np.concatenate([fy(y) for _, _, y in pts] + ([fy(np.array([hline[1]]))] if hline else []))
+    x0, x1 = float(xs_all.min()), float(max(xs_all.max(), fx(xmax) if xmax else -math.inf))
     y0, y1 = float(np.percentile(ys_all, 1)) if len(ys_all) > 50 else float(ys_all.min()), float(ys_all.max())
     pad = 0.06 * ((y1 - y0) or abs(y1) or 1)
     y0, y1 = y0 - pad, y1 + pad
@@ -71,9 +76,11 @@ def line_chart(series: list[tuple[str, list[float], list[float]]], xlabel: str, 
     out = [f'<svg viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px" role="img" '
            f'aria-label="{html.escape(label)}">',
            f'<rect x="{L}" y="{T}" width="{width - L - R}" height="{height - T - B}" fill="none" stroke="#9aa0a6"/>']
-    for t in _ticks(x0, x1):
+    xticks = ([(math.log10(v), _fmt(v)) for v in (0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100) if x0 <= math.log10(v) <= x1]
+              if logx else [(t, _fmt(t)) for t in _ticks(x0, x1)])
+    for t, label_text in xticks:
         out.append(f'<text x="{sx(t):.1f}" y="{height - B + 14}" font-size="10" text-anchor="middle" '
-                   f'fill="#5f6368">{_fmt(t)}</text>')
+                   f'fill="#5f6368">{label_text}</text>')
     if logy:
         yt = [v for v in range(math.floor(y0), math.ceil(y1) + 1) if y0 <= v <= y1] or [y0, y1]
         ylab = [_fmt(10 ** v) for v in yt]
@@ -86,6 +93,10 @@ def line_chart(series: list[tuple[str, list[float], list[float]]], xlabel: str, 
                f'{html.escape(xlabel)}</text>')
     out.append(f'<text transform="translate(12 {(T + height - B) / 2}) rotate(-90)" font-size="11" '
                f'text-anchor="middle">{html.escape(ylabel)}</text>')
+    if hline:
+        col = PALETTE[len(pts) % len(PALETTE)]
+        out.append(f'<line x1="{L}" x2="{width - R}" y1="{sy(fy(hline[1])):.1f}" y2="{sy(fy(hline[1])):.1f}" '
+                   f'stroke="{col}" stroke-dasharray="5 3"/>')
     for k, (a, b, name) in enumerate(spans):
         a, b = max(a, x0), min(b, x1)
         if b > a:
@@ -108,6 +119,12 @@ def line_chart(series: list[tuple[str, list[float], list[float]]], xlabel: str, 
         text, at, row = legend[j]
         out.append(f'<text x="{L + at:.0f}" y="{LEGEND_TOP + 14 * row}" font-size="11" fill="{col}">'
                    f'{html.escape(text)}</text>')
+    if hline:
+        text, at, row = legend[-1]
+        out.append(f'<text x="{L + at:.0f}" y="{LEGEND_TOP + 14 * row}" font-size="11" '
+                   f'fill="{PALETTE[len(pts) % len(PALETTE)]}">{html.escape(text)}</text>')
+    if marker is not None:
+        marker = float(fx(marker)) if not logx or marker > 0 else None
     if marker is not None and x0 <= marker <= x1:
         out.append(f'<line x1="{sx(marker):.1f}" x2="{sx(marker):.1f}" y1="{T}" y2="{height - B}" stroke="#f28e2b" '
                    f'stroke-width="2"/><text x="{sx(marker) - 4:.1f}" y="{height - B - 6}" font-size="11" '

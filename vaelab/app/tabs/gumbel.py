@@ -21,6 +21,7 @@ import torch
 
 from vaelab import viz
 from vaelab.app.catalogue import Card
+from vaelab.app.charts import line_chart
 from vaelab.app.pixel_image import PixelImage
 from vaelab.app.state import Loaded, load, reconstruct_test, test_image
 from vaelab.app.widgets import LATEX, follow_trained, keyed, model_picker
@@ -141,47 +142,6 @@ def curves(name: str, index: int, seed: int) -> dict:
     return out
 
 
-def line_svg(xs, series: list[tuple[str, list[float], str]], mark: float, ylabel: str, xlabel: str,
-             width: int = 420, height: int = 220, logx: bool = True, hline: tuple[str, float, str] | None = None) -> str:
-    """A small line chart: ``series`` of (name, values, colour) over ``xs``, a vertical marker at
-    ``mark`` and an optional horizontal reference line."""
-    L, R, T, B = 52, 10, 12, 40
-    fx = (lambda v: math.log10(v)) if logx else (lambda v: v)
-    x0, x1 = fx(min(xs)), fx(max(xs))
-    ys = [v for _, vals, _ in series for v in vals] + ([hline[1]] if hline else [])
-    y0, y1 = min(ys), max(ys)
-    pad = 0.06 * (y1 - y0 or 1)
-    y0, y1 = y0 - pad, y1 + pad
-    sx = lambda v: L + (fx(v) - x0) / ((x1 - x0) or 1) * (width - L - R)  # noqa: E731
-    sy = lambda v: T + (y1 - v) / ((y1 - y0) or 1) * (height - T - B)  # noqa: E731
-    parts = [f'<svg viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px" role="img" '
-             f'aria-label="{ylabel} against {xlabel}">',
-             f'<rect x="{L}" y="{T}" width="{width - L - R}" height="{height - T - B}" fill="none" stroke="#9aa0a6"/>']
-    for t in ([0.05, 0.1, 0.3, 1, 3, 10] if logx else np.linspace(min(xs), max(xs), 5)):
-        if min(xs) <= t <= max(xs):
-            parts.append(f'<text x="{sx(t):.1f}" y="{height - B + 14}" font-size="10" text-anchor="middle" '
-                         f'fill="#5f6368">{t:.3g}</text>')
-    for t in np.linspace(y0, y1, 4):
-        parts.append(f'<text x="{L - 4}" y="{sy(t) + 3:.1f}" font-size="10" text-anchor="end" fill="#5f6368">{t:.3g}</text>')
-    parts.append(f'<text x="{(L + width - R) / 2}" y="{height - 8}" font-size="11" text-anchor="middle">{xlabel}</text>')
-    parts.append(f'<text transform="translate(12 {(T + height - B) / 2}) rotate(-90)" font-size="11" '
-                 f'text-anchor="middle">{ylabel}</text>')
-    if hline:
-        name, v, col = hline
-        parts.append(f'<line x1="{L}" x2="{width - R}" y1="{sy(v):.1f}" y2="{sy(v):.1f}" stroke="{col}" '
-                     f'stroke-dasharray="5 3"/><text x="{width - R - 4}" y="{sy(v) - 4:.1f}" font-size="10" '
-                     f'text-anchor="end" fill="{col}">{name}</text>')
-    for j, (name, vals, col) in enumerate(series):
-        parts.append(f'<polyline fill="none" stroke="{col}" stroke-width="2" points="'
-                     + " ".join(f"{sx(x):.1f},{sy(v):.1f}" for x, v in zip(xs, vals)) + '"/>')
-        parts.append(f'<text x="{L + 6}" y="{T + 14 + 13 * j}" font-size="11" fill="{col}">{name}</text>')
-    parts.append(f'<line x1="{sx(mark):.1f}" x2="{sx(mark):.1f}" y1="{T}" y2="{height - B}" stroke="#f28e2b" '
-                 f'stroke-width="2"/><text x="{sx(mark) + 4:.1f}" y="{height - B - 4}" font-size="11" '
-                 f'fill="#f28e2b">τ = {mark:.3g}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
 def schedule_svg(m: Loaded, tau: float) -> str:
     """τ over training as the model's schedule set it, to the step the shipped model ended at."""
     h = read_json(m.card.folder, "history.json", {}) or {}
@@ -189,10 +149,8 @@ def schedule_svg(m: Loaded, tau: float) -> str:
     steps = np.linspace(0, max(last, 1), 60)
     taus = [m.model.temperature(int(s)) for s in steps]
     end = m.model.temperature(int(last))
-    svg = line_svg(list(steps), [("τ during training", taus, "#4e79a7")], mark=float(steps[-1]),
-                   ylabel="τ", xlabel=f"training step (the shipped model stopped at {last:,}, τ = {end:.3g})",
-                   logx=False)
-    return svg.replace(f"τ = {float(steps[-1]):.3g}</text>", "end</text>")
+    return line_chart([("τ during training", list(steps), taus)], f"training step (the model stopped at {last:,}, "
+                      f"τ = {end:.3g})", "τ", marker=float(steps[-1]), marker_label="end")
 
 
 def show(name: str, log_tau, index, seed) -> dict:
@@ -229,11 +187,13 @@ def show(name: str, log_tau, index, seed) -> dict:
                     "likely categories: "
                     + ", ".join(f"$\\pi_{{{int(j)}}} = {pi[pos, j]:.2f} \\to y_{{{int(j)}}} = {p[pos, j]:.2f}$" for j in top)
                     + "."),
-        "error_curve": line_svg(c["tau"], [("soft codes", c["soft_mse"], "#4e79a7"),
-                                           ("hard (straight-through) codes", c["hard_mse"], "#e15759")], tau,
-                                "squared error per pixel", "τ (log scale)"),
-        "gap_curve": line_svg(c["tau"], [("relaxed objective", c["relaxed"], "#4e79a7")], tau,
-                              "−ELBO estimate, nats", "τ (log scale)", hline=("exact (discrete sample)", c["exact"], "#e15759")),
+        "error_curve": line_chart([("soft codes", c["tau"], c["soft_mse"]),
+                                   ("hard (straight-through) codes", c["tau"], c["hard_mse"])], "τ (log scale)",
+                                  "squared error per pixel", logx=True, marker=tau, marker_label=f"τ = {tau:.3g}",
+                                  last_values=False),
+        "gap_curve": line_chart([("relaxed objective", c["tau"], c["relaxed"])], "τ (log scale)", "−ELBO estimate, nats",
+                                logx=True, marker=tau, marker_label=f"τ = {tau:.3g}",
+                                hline=("exact (discrete sample)", c["exact"]), last_values=False),
         "gap_note": (f"At τ = {c['tau'][i]:.3g} the relaxed objective is {c['relaxed'][i]:.2f} nats against the exact "
                      f"{c['exact']:.2f}: a gap of {c['relaxed'][i] - c['exact']:+.2f} nats, the bias the relaxation buys "
                      f"(averaged over {NOISE_DRAWS} Gumbel draws; KL to the uniform prior {c['kl']:.2f} nats in both)."),
