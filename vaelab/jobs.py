@@ -22,6 +22,7 @@ last finished epoch; a new job with ``resume=True`` on the same folder continues
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
@@ -303,6 +304,7 @@ class JobQueue:
         self.max_running = max(1, int(max_running))
         self.jobs: list[Job] = []
         self._lock = threading.Lock()
+        atexit.register(self.kill_all)
 
     def submit(self, spec: JobSpec, folder: str | Path, *, resume: bool = False, owner: str = "") -> Job:
         job = Job(spec, Path(folder), resume=resume, owner=owner)
@@ -422,6 +424,13 @@ class JobQueue:
             job.ended = job.ended or time.time()
             job.version += 1
         self._pump()
+
+    def kill_all(self) -> None:
+        """End every worker process now (the server is exiting; folders keep their last epoch)."""
+        for j in list(self.jobs):
+            p = j._process
+            if p is not None and p.poll() is None:
+                p.kill()
 
     def shutdown(self) -> None:
         """Stop every job (between steps) and take queued ones off the queue."""

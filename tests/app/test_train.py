@@ -200,3 +200,20 @@ def test_old_job_folders_are_removed_and_busy_ones_kept(runs):
     os.utime(old, (past, past))
     tr.prune_runs()
     assert not old.exists() and fresh.exists()
+
+
+def test_a_model_trained_on_mnist_rebuilds_drawings_in_the_draw_tab():
+    from vaelab.app import state
+    from vaelab.app.tabs import draw
+    from tests.app.conftest import drawing_of_a_one
+
+    if state.dataset("mnist") is None:
+        pytest.skip("MNIST is not here: a model for the draw tab's 28×28 pad cannot be trained")
+    plan = draw.draw_plan()
+    last = list(tr.start_training(session("heidi"), [], "ae", "mnist",
+                                  *values("ae", "mnist", latent_dim=8, epochs=1, batch_size=256)))[-1]
+    name = last["mine"][-1]
+    assert [c.name for c in draw.trained_for(plan, last["mine"])] == [name]
+    out = draw.draw(drawing_of_a_one(), [name])
+    assert "your ae" in out["recons"] and out["recons"].count("<figure>") == 1
+    assert name not in [v for v in plan.choices()]  # the shipped list is unchanged for everyone else

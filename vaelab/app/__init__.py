@@ -60,7 +60,7 @@ def build() -> gr.Blocks:
         mine = gr.State([])  # the models this browser session trained in the Train tab
         map_load = latent_map.render(cards, mine)
         sliders_load = sliders.render(cards, mine)
-        draw_load = draw.render()
+        draw_load = draw.render(mine)
         beta_load = beta.render(cards)
         codebook_load = codebook.render(cards, mine)
         gumbel_load = gumbel.render(cards, mine)

@@ -19,11 +19,11 @@ import torch
 from vaelab import viz
 from vaelab.app import latent_canvas as canvas
 from vaelab.app import state
-from vaelab.app.catalogue import Card, scan_checkpoints
+from vaelab.app.catalogue import Card, scan_checkpoints, trained_cards
 from vaelab.app.draw_pad import draw_pad
 from vaelab.viz import png_data_url
 from vaelab.app.state import load
-from vaelab.app.widgets import LATEX, keyed
+from vaelab.app.widgets import LATEX, follow_trained, keyed
 from vaelab.paths import checkpoints_dir, classifier_dir
 from vaelab.preprocess import DrawingError, is_blank, preprocess, sketch_to_ink
 
@@ -152,6 +152,11 @@ def pca2_rebuild(plan: DrawPlan, x: torch.Tensor) -> torch.Tensor | None:
 
 
 @torch.no_grad()
+def trained_for(plan: DrawPlan, names) -> list[Card]:
+    """This session's trained models that can rebuild the drawing (same image size, unconditional)."""
+    return [c for c in trained_cards(names) if c.image_shape == plan.image_shape and c.variant != "cvae"]
+
+
 def draw(value, chosen: list[str] | None = None) -> dict:
     """A drawing and the names of the models (and PCA-2) that should rebuild it -> ``seen`` (the
     image the models get), ``recons`` (each rebuild with its caption, as one HTML strip of inline
@@ -160,7 +165,8 @@ def draw(value, chosen: list[str] | None = None) -> dict:
     ``message``. Empty or cleared drawings give a message, not an error; ``chosen=None`` is the
     default set."""
     plan = draw_plan()
-    chosen = plan.default() if chosen is None else [n for n in chosen if n in plan.choices()]
+    yours = {c.name: c for c in trained_for(plan, chosen or [])}
+    chosen = plan.default() if chosen is None else [n for n in chosen if n in plan.choices() or n in yours]
     try:
         ink = sketch_to_ink(value)
     except DrawingError as error:
@@ -171,7 +177,7 @@ def draw(value, chosen: list[str] | None = None) -> dict:
                 "message": EMPTY_DRAWING}
     x = torch.from_numpy(preprocess(ink, plan.image_shape))
     gallery, notes = [], []
-    by_name = {c.name: c for c in plan.candidates}
+    by_name = {c.name: c for c in plan.candidates} | yours
     for name in chosen:
         if name == PCA2:
             rec = pca2_rebuild(plan, x)
@@ -182,7 +188,7 @@ def draw(value, chosen: list[str] | None = None) -> dict:
         else:
             c = by_name[name]
             rec = load(name).model.reconstruct(x).clamp(0, 1)
-            label, size_ = name, c.size
+            label, size_ = c.display, c.size
         err = float(((rec - x) ** 2).mean())
         gallery.append((rec[0], label, f"{size_} · MSE {err:.3f}"))
     size = f"{plan.image_shape[-2]}×{plan.image_shape[-1]}"
@@ -250,7 +256,7 @@ def map_heading(plan: DrawPlan) -> str:
 
 # --- layout and wiring -------------------------------------------------------------------------
 
-def render():
+def render(mine=None):
     """The tab and its event. Returns the page load's ``(inputs, outputs)`` for :func:`draw`."""
     with gr.Tab("Draw"):
         gr.Markdown(SUMMARY)
@@ -273,6 +279,9 @@ def render():
         chosen = gr.CheckboxGroup(plan.choices(), value=plan.default(), elem_id="draw-models",
                                   label="Who rebuilds your drawing (the default pairs two-number bottlenecks "
                                         "with high-capacity models)")
+        if mine is not None:
+            follow_trained(mine, chosen, lambda extra: plan.choices() + [(c.short_label, c.name)
+                                                                         for c in trained_for(plan, [c.name for c in extra])])
         with gr.Accordion("How the drawing is prepared, and the formula", open=False):
             gr.Markdown(draw_markdown(plan), latex_delimiters=LATEX)
 

@@ -466,6 +466,8 @@ def start_training(request: gr.Request, mine: list, variant: str, dataset: str, 
     session = _session(request)
     admit(session)
     prune_runs()
+    for old in [k for k, j in JOBS.items() if j.done and time.time() - (j.ended or 0) > KEEP_RUNS]:
+        del JOBS[old]
     job = QUEUE.submit(spec, runs_dir() / session[:32] / f"{spec.variant}-{time.strftime('%H%M%S')}-{os.urandom(2).hex()}",
                        owner=session)
     JOBS[job.id] = job
