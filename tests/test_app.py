@@ -246,3 +246,10 @@ def test_training_streams_to_its_session_and_no_other(app_url):
     assert mine.predict(5, api_name="/train_scrub") is not None
     with pytest.raises(Exception, match="no training job of yours"):
         other.predict(2, api_name="/train_scrub")
+    # another session cannot pick it: Gradio checks a choice against that session's picker (the
+    # trained model joins the pickers of the page that trained it: tests/test_browser.py)
+    from vaelab.app.tabs import latent_map
+
+    name = f"trained-{next(j.id for j in train.JOBS.values() if j.owner == mine.session_hash)}"
+    with pytest.raises(Exception, match="not in the list of choices"):
+        other.predict(name, latent_map.PROJ_LATENT, 0, api_name="/latent_map")

@@ -25,6 +25,20 @@ def fmt(v, digits=3) -> str:
     return f"{v:.{digits}f}" if isinstance(v, (int, float)) else "n/a"
 
 
+def whole_number(value, lo: int, hi: int, message: str) -> int:
+    """``value`` as an int in ``lo``…``hi``; otherwise a ``gr.Error`` with ``message`` (what the
+    number is and its range, in the user's words)."""
+    try:
+        v = int(value)
+        if v != float(value):
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise gr.Error(message)
+    if not lo <= v <= hi:
+        raise gr.Error(message)
+    return v
+
+
 def keyed(fn, components: dict):
     """Wire a handler that returns ``{name: value}`` to the components of those names: Gradio gets
     ``{component: value}`` (names left out are not updated). Handlers stay plain functions that

@@ -23,7 +23,7 @@ from vaelab import metrics, viz
 from vaelab.app.catalogue import Card
 from vaelab.app.pixel_image import PixelImage
 from vaelab.app.state import Loaded, load, test_image
-from vaelab.app.widgets import LATEX, follow_trained, keyed, model_picker
+from vaelab.app.widgets import LATEX, follow_trained, keyed, model_picker, whole_number
 from vaelab.checkpoint import read_info
 from vaelab.folders import read_json
 
@@ -320,12 +320,7 @@ def apply_code(value, code) -> dict:
         raise gr.Error("Click a cell of the code map first.")
     m = load(v["model"])
     k_max = m.info.codebook_size - 1
-    try:
-        k = int(code)
-    except (TypeError, ValueError, OverflowError):
-        raise gr.Error(f"A code is a whole number from 0 to {k_max}.")
-    if not 0 <= k <= k_max:
-        raise gr.Error(f"{m.card.display} has codes 0 to {k_max}; there is no code {k}.")
+    k = whole_number(code, 0, k_max, f"{m.card.display} has codes 0 to {k_max}: a code is a whole number in that range.")
     lv = int(v["level"])
     maps = [np.asarray(a, np.int64) for a in v["maps"]]
     r, c = (int(t) for t in v["sel"])

@@ -29,7 +29,7 @@ from vaelab.app.catalogue import Card
 from vaelab.app.charts import line_chart
 from vaelab.app.pixel_image import PixelImage
 from vaelab.app.state import Loaded, dataset, load
-from vaelab.app.widgets import LATEX, keyed
+from vaelab.app.widgets import LATEX, keyed, whole_number
 from vaelab.losses import jacobian_frobenius_autograd
 from vaelab.models.classic import Autoencoder, corrupt, keep_top_k
 
@@ -215,14 +215,7 @@ def show_sparse(name: str, k, index) -> dict:
     if _images(m) is None:
         return {"sp_hist": NO_DATA, "sp_numbers": "", "sp_strip": None, "sp_curve": ""}
     dims = m.model.config.latent_dim
-    kk = None
-    if is_k_sparse(m):
-        try:
-            kk = int(k)
-        except (TypeError, ValueError, OverflowError):
-            raise gr.Error(f"k is a whole number from 1 to {dims}.")
-        if not 1 <= kk <= dims:
-            raise gr.Error(f"k goes from 1 to {dims} (the code's size).")
+    kk = whole_number(k, 1, dims, f"k is a whole number from 1 to {dims} (the code's size).") if is_k_sparse(m) else None
     z = codes(m, kk)
     act = active_mask(m, z)
     counts, edges = histogram(m, z)
