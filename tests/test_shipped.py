@@ -23,9 +23,11 @@ def test_something_is_shipped():
 
 
 def test_sizes_stay_small():
+    """What ships: every file under 10 MB, the folder under 120 MB (a Space allows 150). The
+    optimiser state a checkpoint keeps for an exact resume stays on the training machine."""
     total = 0
     for f in CHECKPOINTS.rglob("*"):
-        if f.is_file():
+        if f.is_file() and not f.name.startswith("training_state."):
             assert f.stat().st_size < 10 * 2 ** 20, f"{f} is over 10 MB"
             total += f.stat().st_size
     assert total < 120 * 2 ** 20, f"checkpoints/ holds {total / 2 ** 20:.0f} MB"
