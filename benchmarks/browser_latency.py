@@ -12,7 +12,10 @@ user sees the result), then two animation frames so the pixels are painted. Duri
 ``PerformanceObserver`` collects long tasks (main thread busy > 50 ms): the longest is reported
 as the page's worst freeze.
 
-    python benchmarks/browser_latency.py [--reps 7] [--data-dir ../shared/data] [--out FILE]
+    python benchmarks/browser_latency.py [--reps 7] [--data-dir ../shared/data] [--out FILE] [--while-training]
+
+With ``--while-training`` another session trains a 2-D VAE in the Train tab the whole time (the
+same actions, to compare with an idle run).
 
 Results go to ``benchmarks/results/browser_latency.json`` (and a table on stdout). Actions: pick a
 test image (typed index; a click on a point, until the marker moves and until the image row
@@ -366,6 +369,33 @@ def measure_app(browser, url: str, reps: int, quiet: int, first_switch: int) -> 
     return results
 
 
+def start_training(url: str):
+    """Another visitor starts a long training job in the Train tab (it runs while the page is measured)."""
+    from gradio_client import Client
+
+    from vaelab.app.tabs import train as tab
+
+    client = Client(url, verbose=False)
+    dataset = "mnist" if any(v == "mnist" for _, v in tab.available_datasets()) else "digits"
+    d = tab.defaults("vae", dataset)
+    values = {**{k.field: d.get(k.field) for k in tab.KNOBS}, "latent_dim": 2, "epochs": 200}
+    job = client.submit("vae", dataset, *[values[k.field] for k in tab.KNOBS], api_name="/train_start")
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until it trains (its status says so)
+        out = job.outputs()
+        if out and "Training" in str(out[-1][0]):
+            break
+        time.sleep(1)
+    return {"client": client, "job": job, "dataset": dataset}
+
+
+def stop_training(trainer) -> dict:
+    trainer["client"].predict(api_name="/train_stop")
+    outputs = trainer["job"].outputs()
+    last = str(outputs[-1][0]) if outputs else ""
+    return {"dataset": trainer["dataset"], "status_when_measuring_ended": last[:200]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=7, help="repetitions per action (median reported)")
@@ -374,6 +404,9 @@ def main() -> None:
                         help="how many shipped models get a first (cold) switch measured")
     parser.add_argument("--data-dir", default=None, help="MNIST folder for the app (default: $VAELAB_DATA; none is fine)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "browser_latency.json"))
+    parser.add_argument("--while-training", action="store_true",
+                        help="measure while the app trains a model (a 2-D VAE on MNIST, or the digits without it) "
+                             "submitted through its Train tab by another session")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -387,7 +420,11 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             floor = measure_trivial(browser, f"http://127.0.0.1:{trivial_port}/", args.reps, args.quiet)
-            rows = measure_app(browser, f"http://127.0.0.1:{app_port}/", args.reps, args.quiet, args.first_switch)
+            trainer = start_training(f"http://127.0.0.1:{app_port}/") if args.while_training else None
+            try:
+                rows = measure_app(browser, f"http://127.0.0.1:{app_port}/", args.reps, args.quiet, args.first_switch)
+            finally:
+                training = stop_training(trainer) if trainer else None
             browser.close()
     finally:
         for proc in (trivial, app):
@@ -402,7 +439,7 @@ def main() -> None:
                        "ratio_to_trivial": None if med is None or "longest" in name else med / base}
     result = {"trivial_app_round_trip_ms": {"median_ms": base, "values_ms": floor}, "actions": table,
               "reps": args.reps, "quiet_ms": args.quiet, "data": env.get("VAELAB_DATA") is not None,
-              "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
+              "while_training": training, "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
               "when": time.strftime("%Y-%m-%d %H:%M")}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
