@@ -373,6 +373,7 @@ def start_training(url: str):
     """Another visitor starts a long training job in the Train tab (it runs while the page is measured)."""
     from gradio_client import Client
 
+    sys.path.insert(0, str(ROOT))
     from vaelab.app.tabs import train as tab
 
     client = Client(url, verbose=False)
