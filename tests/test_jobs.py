@@ -101,3 +101,17 @@ def test_a_bad_job_ends_with_its_reason_and_the_queue_goes_on(tmp_path, spec, st
     assert bad.status == status and words in bad.message, bad.message
     good = wait(queue.submit(TINY_VAE, tmp_path / "good"))
     assert good.status == FINISHED
+
+
+def test_the_worker_runs_below_the_servers_priority(tmp_path):
+    import os
+
+    from vaelab.jobs import NICE
+
+    job = JobQueue().submit(JobSpec("vae", "digits", {"latent_dim": 2}, {"epochs": 500}), tmp_path / "run")
+    wait(job, lambda j: j.steps or j.done)
+    pid = job._process.pid
+    worker = os.getpriority(os.PRIO_PROCESS, pid)
+    job.stop()
+    wait(job)
+    assert worker == min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICE)

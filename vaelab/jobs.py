@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 STEP_EVERY = 0.25  # seconds between streamed step messages
+NICE = 10  # the worker's scheduling priority, lowered by this much
 GRACE = 30.0  # seconds past its time limit before a job that did not stop is killed
 
 
@@ -192,9 +193,10 @@ def _evaluate(folder: str, data, conn) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m vaelab.jobs FD FOLDER RESUME``: the worker process. The spec comes as JSON on
-    stdin; messages go out through the inherited pipe ``FD``; SIGUSR1 asks it to stop between
-    two steps (and so does SIGTERM)."""
+    """``python -m vaelab.jobs FD FOLDER RESUME``: the worker process, at a lower scheduling
+    priority than the server (:data:`NICE`). The spec comes as JSON on stdin; messages go out
+    through the inherited pipe ``FD``; SIGUSR1 asks it to stop between two steps (and so does
+    SIGTERM)."""
     import json
     import signal
     import sys
@@ -202,6 +204,10 @@ def main(argv: list[str] | None = None) -> None:
 
     argv = sys.argv[1:] if argv is None else argv
     fd, folder, resume = int(argv[0]), argv[1], argv[2] == "1"
+    try:  # below the web server: when both want the CPU, a click is answered first
+        os.nice(NICE)
+    except (AttributeError, OSError):
+        pass
     spec = JobSpec(**json.loads(sys.stdin.read()))
     stop = threading.Event()
     for sig in (signal.SIGUSR1, signal.SIGTERM):
