@@ -67,7 +67,7 @@ def shoot(page, out: Path, w: int, h: int) -> list[Path]:
     page.evaluate("window.scrollTo(0, 0)")
     files.append(out / f"draw-{w}x{h}.png")
     page.screenshot(path=str(files[-1]))
-    for name, key, ready in (("β comparison", "beta", "#beta-rd svg"), ("Codebook", "codebook", "#cb-cells td"),
+    for name, key, ready in (("β comparison", "beta", "#beta-rd [data-beta]:not([hidden]) svg"), ("Codebook", "codebook", "#cb-cells td"),
                              ("Gumbel temperature", "gumbel", "#gb-heatmap img"),
                              ("Regularisers", "regularisers", "#reg-jac img")):
         tab(page, name)

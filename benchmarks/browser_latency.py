@@ -344,7 +344,7 @@ def measure_app(browser, url: str, reps: int, quiet: int, first_switch: int) -> 
         page.wait_for_selector(ready, timeout=120_000)
         page.wait_for_timeout(1500)
 
-    open_tab("β comparison", "#beta-rd svg circle")
+    open_tab("β comparison", "#beta-rd [data-beta]:not([hidden]) svg circle")
     labels = page.locator("#beta-choice label")
     results["β comparison: choose β -> point and traversal redrawn (#beta-rd)"] = [
         timed(page, "#beta-rd", lambda k=k: labels.nth(k % labels.count()).click(), quiet) for k in range(reps)]

@@ -107,7 +107,7 @@ def _endpoint_args(tmp_path):
         **({"/gumbel_tau": [gmodels[0], -0.5, 1, 0], "/gumbel_tau_settled": [gmodels[0], -0.5, 1, 0], "/gumbel_model": [gmodels[0], 0.0, 1, 0],
             "/gumbel_image": [gmodels[0], 0.0, 2, 0], "/gumbel_seed": [gmodels[0], 0.0, 2, 3],
             "/init_gumbel": [gmodels[0], 0.0, 0, 0]} if gmodels else {}),
-        **({"/beta_select": [series[1], "2nd", 0], "/beta_rank": [series[1], "3rd", 0],
+        **({"/beta_select": [series[1], "2nd", 0], "/beta_rank": ["3rd", 0],
             "/beta_start": [series[1], "1st", 5, 0], "/init_beta": [series[1], "1st", 0, 0]} if series else {}),
         "/init_draw": [drawing, [draw.PCA2]],
         # in this order: the session's job is started, replayed, stopped (already finished), resumed

@@ -210,13 +210,24 @@ def test_beta_tab_highlights_the_chosen_beta(page, shots):
     if len(names) < 3:
         pytest.skip("no beta series among the checkpoints")
     page.get_by_role("tab", name="β comparison").click()
-    page.wait_for_selector("#beta-rd svg circle")
-    page.wait_for_selector("#beta-traversal img")
-    before_svg = page.locator("#beta-rd svg").inner_html()
-    before_img = page.locator("#beta-traversal img").get_attribute("src")
+    page.wait_for_selector("#beta-rd [data-beta]:not([hidden]) svg circle")
+    page.wait_for_selector("#beta-traversal [data-beta]:not([hidden]) img")
+    shown = "sel => [...document.querySelectorAll(sel + ' [data-beta]')].filter(b => !b.hidden).map(b => b.dataset.beta)"
+    assert page.evaluate(shown, "#beta-rd") == [names[len(names) // 2]]  # the radio's default
     page.locator("#beta-choice label").first.click()
-    page.wait_for_function("before => document.querySelector('#beta-rd svg').innerHTML !== before", arg=before_svg)
-    page.wait_for_function("before => document.querySelector('#beta-traversal img').src !== before", arg=before_img)
+    # the plane and the traversal switch to the first β at once, in the page
+    page.wait_for_function(f"() => ({shown})('#beta-rd').join() === {names[0]!r}")
+    page.wait_for_function(f"() => ({shown})('#beta-traversal').join() === {names[0]!r}")
+    visible = page.locator("#beta-rd [data-beta]:not([hidden]) svg circle[r='8']")
+    assert visible.count() == 1
+    # and the server's numbers follow
+    from vaelab.app.state import load
+
+    page.wait_for_function("b => document.body.innerText.includes(b)", arg=f"β = {load(names[0]).card.beta:g} ({names[0]})")
+    # another traversal rank sends new blocks: the chosen β stays shown
+    page.locator("#beta-rank label").nth(1).click()
+    page.wait_for_timeout(1500)
+    assert page.evaluate(shown, "#beta-traversal") == [names[0]]
     page.wait_for_timeout(300)
     page.screenshot(path=str(shots / "beta.png"), full_page=True)
 

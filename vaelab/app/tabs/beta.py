@@ -11,6 +11,7 @@ checkpoints' metrics and cached latents; the originals need the dataset.
 from __future__ import annotations
 
 import functools
+import html
 
 import gradio as gr
 import numpy as np
@@ -18,10 +19,12 @@ import torch
 
 from vaelab import viz
 from vaelab.app.catalogue import Card, beta_series
+from vaelab.app.pixel_image import CSS as PIXEL_CSS
 from vaelab.app.pixel_image import PixelImage
 from vaelab.app.state import Loaded, decode, load, reconstruct_test, test_image
 from vaelab.app.widgets import LATEX, keyed
 from vaelab.metrics import KL_INACTIVE_NATS
+from vaelab.viz import png_data_url
 
 N_INPUTS, N_SAMPLES, STEPS = 8, 8, 9
 RANKS = ["1st", "2nd", "3rd", "4th"]
@@ -235,29 +238,75 @@ def _series(names) -> tuple[str, ...]:
     return names
 
 
+def _views(names, html_of) -> str:
+    """One block per β (``data-beta`` = its model); the page shows the chosen one (:data:`SWITCH_JS`)."""
+    return "".join(f'<div data-beta="{html.escape(n)}">{html_of(n)}</div>' for n in names)
+
+
+def rd_views(names: list[str]) -> str:
+    """The rate–distortion plane once per β, that β's point ringed: choosing β is instant."""
+    return _views(names, lambda n: rd_svg(list(names), n))
+
+
+def traversal_views(names: tuple[str, ...], rank, start) -> str:
+    """The traversal grid once per β, that β's row framed (the grid itself is cached)."""
+    grid = traversals(names, _rank(rank), start)
+    return _views(names, lambda n: f'<img class="vl-px" src="{png_data_url(_mark_row(grid, names.index(n), len(names), STEPS))}" '
+                                   f'alt="traversals, one row per β, β = {load(n).card.beta:g} framed">')
+
+
 def select_beta(names: list[str], selected: str, rank, start) -> dict:
-    """Choosing β: the plane with that point ringed, the table, the KL rows and the traversal
-    with its row framed (the grids themselves are cached)."""
+    """Choosing β, the part the server writes: the model's numbers in the objective, the table
+    and the KL rows with its row marked. (The plane's ringed point and the traversal's framed row
+    switch in the page at once: :func:`rd_views`, :func:`traversal_views`.)"""
     names = _series(names)
     selected = selected if selected in names else names[len(names) // 2]
-    row = names.index(selected)
-    trav = _mark_row(traversals(names, _rank(rank), _start(names, start)), row, len(names), STEPS)
     m = load(selected)
     d, r = _loss(m)
-    return {"rd": rd_svg(list(names), selected), "table": elbo_table(list(names), selected),
-            "kl": kl_heatmap(list(names), selected), "traversal": trav,
+    return {"table": elbo_table(list(names), selected), "kl": kl_heatmap(list(names), selected),
             "numbers": (f"**{beta_label(m)}** ({selected}): distortion D = {d:.2f}, rate R = {r:.2f} nats; "
                         f"trained on D + {m.card.beta:g}·R = {d + m.card.beta * r:.2f}; "
                         f"−ELBO = D + R = {d + r:.2f}.")}
 
 
+def change_rank(names: list[str], rank, start) -> dict:
+    """Another dimension to traverse: every β's traversal again."""
+    names = _series(names)
+    return {"traversal": traversal_views(names, rank, _start(names, start))}
+
+
 def show_series(names: list[str], selected: str, rank, start, seed) -> dict:
-    """Everything: :func:`select_beta` plus the rebuilds, the prior samples and the maps."""
+    """Everything: the planes and traversals for every β, the numbers for the chosen one, the
+    rebuilds, the prior samples and the maps."""
     names = _series(names)
     start = _start(names, start)
     grid, note = reconstructions(names, start)
-    return {**select_beta(list(names), selected, rank, start), "recons": grid, "recons_note": note,
+    return {**select_beta(list(names), selected, rank, start), "rd": rd_views(names),
+            "traversal": traversal_views(names, rank, start), "recons": grid, "recons_note": note,
             "samples": samples(names, int(seed or 0)), "maps": latent_maps(names)}
+
+
+# The chosen β's block is shown in the plane and the traversal; the rest hidden. Each component
+# runs this once; it follows the radio (a change event bubbling from #beta-choice) and re-applies
+# itself when the server sends new blocks (another traversal rank, another first image).
+SWITCH_JS = """
+const root = element.closest('[id^=beta-]') || element;  // the block outlives the HTML the server replaces
+const apply = () => {
+  const on = document.querySelector('#beta-choice input:checked');
+  const blocks = root.querySelectorAll('[data-beta]');
+  if (!blocks.length) return;
+  const value = on ? on.value : null;
+  const known = [...blocks].some(b => b.dataset.beta === value);
+  blocks.forEach((b, i) => {
+    const hide = known ? b.dataset.beta !== value : i !== Math.floor(blocks.length / 2);
+    if (b.hidden !== hide) b.hidden = hide;
+  });
+};
+document.addEventListener('change', e => { if (e.target.closest && e.target.closest('#beta-choice')) apply(); });
+new MutationObserver(muts => { if (muts.some(m => m.type === 'childList')) apply(); })
+  .observe(root, {childList: true, subtree: true});
+apply();
+"""
 
 
 # --- layout and wiring -------------------------------------------------------------------------
@@ -281,12 +330,12 @@ def render(cards: list[Card]):
         c = {}
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
-                c["rd"] = gr.HTML(label="rate against distortion", elem_id="beta-rd")
+                c["rd"] = gr.HTML(label="rate against distortion", elem_id="beta-rd", js_on_load=SWITCH_JS)
             with gr.Column(scale=1, min_width=300):
                 c["numbers"] = gr.Markdown()
-                c["traversal"] = PixelImage(label="traversal of each β's chosen dimension, −3 … 3 (rows: β ascending; "
-                                                  "the highlighted β framed)", alt="traversals, one row per β",
-                                            elem_id="beta-traversal")
+                c["traversal"] = gr.HTML(label="traversal of each β's chosen dimension, −3 … 3 (rows: β ascending; "
+                                               "the highlighted β framed)", show_label=True, container=True,
+                                         elem_id="beta-traversal", js_on_load=SWITCH_JS, css_template=PIXEL_CSS)
         with gr.Accordion("The objective with β, and each model's own numbers", open=False):
             gr.Markdown(FORMULA, latex_delimiters=LATEX)
             c["table"] = gr.Markdown(latex_delimiters=LATEX)
@@ -302,8 +351,9 @@ def render(cards: list[Card]):
         seed = gr.Number(0, precision=0, visible=False)
 
     inputs = [state_names, selected, rank, start]
-    quick = [c[k] for k in ("rd", "table", "kl", "traversal", "numbers")]
-    for event, api in ((selected.change, "beta_select"), (rank.change, "beta_rank")):
-        event(keyed(select_beta, c), inputs, quick, api_name=api, show_progress="hidden", trigger_mode="always_last")
+    selected.change(keyed(select_beta, c), inputs, [c["table"], c["kl"], c["numbers"]], api_name="beta_select",
+                    show_progress="hidden", trigger_mode="always_last")
+    rank.change(keyed(change_rank, c), [state_names, rank, start], c["traversal"], api_name="beta_rank",
+                show_progress="hidden", trigger_mode="always_last")
     start.submit(keyed(show_series, c), inputs + [seed], list(c.values()), api_name="beta_start")
     return keyed(show_series, c), inputs + [seed], list(c.values())
