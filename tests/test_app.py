@@ -253,3 +253,15 @@ def test_training_streams_to_its_session_and_no_other(app_url):
     name = f"trained-{next(j.id for j in train.JOBS.values() if j.owner == mine.session_hash)}"
     with pytest.raises(Exception, match="not in the list of choices"):
         other.predict(name, latent_map.PROJ_LATENT, 0, api_name="/latent_map")
+
+
+def test_with_no_checkpoints_each_tab_says_what_it_would_need(tmp_path, monkeypatch):
+    from vaelab.app import build, state
+
+    monkeypatch.setenv("VAELAB_CHECKPOINTS", str(tmp_path))
+    state.clear_caches()
+    config = build().get_config_file()
+    shown = [c["props"].get("value") for c in config["components"] if c.get("type") == "markdown"]
+    for words in ("No β series is shipped", "No model with a codebook", "No model with Gumbel-softmax codes",
+                  "No regularised autoencoder"):
+        assert any(isinstance(t, str) and t.startswith(words) for t in shown), words

@@ -25,6 +25,16 @@ def fmt(v, digits=3) -> str:
     return f"{v:.{digits}f}" if isinstance(v, (int, float)) else "n/a"
 
 
+def tab_intro(summary: str, ready: bool, missing: str) -> bool:
+    """A tab's first lines: its plain-language summary, then — when none of the shipped models
+    applies — ``missing`` (what would, and how to get it). Returns ``ready``: whether to lay out
+    the rest."""
+    gr.Markdown(summary)
+    if not ready:
+        gr.Markdown(missing)
+    return ready
+
+
 def whole_number(value, lo: int, hi: int, message: str) -> int:
     """``value`` as an int in ``lo``…``hi``; otherwise a ``gr.Error`` with ``message`` (what the
     number is and its range, in the user's words)."""

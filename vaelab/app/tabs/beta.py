@@ -22,7 +22,7 @@ from vaelab.app.catalogue import Card, beta_series
 from vaelab.app.pixel_image import CSS as PIXEL_CSS
 from vaelab.app.pixel_image import PixelImage
 from vaelab.app.state import Loaded, decode, load, reconstruct_test, test_image
-from vaelab.app.widgets import LATEX, keyed
+from vaelab.app.widgets import LATEX, keyed, tab_intro
 from vaelab.metrics import KL_INACTIVE_NATS
 from vaelab.viz import png_data_url
 
@@ -315,10 +315,8 @@ def render(cards: list[Card]):
     """The tab. Returns the page load's ``(fn, inputs, outputs)``, or ``None`` without a series."""
     names = series_names(cards)
     with gr.Tab("β comparison"):
-        gr.Markdown(SUMMARY)
-        if not names:
-            gr.Markdown("No β series is shipped with this app: it needs three or more models that differ "
-                        "only in β (train them with `python -m vaelab zoo --only beta-vae-1 beta-vae-4 …`).")
+        if not tab_intro(SUMMARY, bool(names), "No β series is shipped with this app: it needs three or more models "
+                         "that differ only in β (train them with `python -m vaelab zoo --only beta-vae-1 beta-vae-4 …`)."):
             return None
         state_names = gr.State(names)
         with gr.Row():

@@ -23,7 +23,7 @@ from vaelab import metrics, viz
 from vaelab.app.catalogue import Card
 from vaelab.app.pixel_image import PixelImage
 from vaelab.app.state import Loaded, load, test_image
-from vaelab.app.widgets import LATEX, follow_trained, keyed, model_picker, whole_number
+from vaelab.app.widgets import LATEX, follow_trained, keyed, model_picker, tab_intro, whole_number
 from vaelab.checkpoint import read_info
 from vaelab.folders import read_json
 
@@ -375,9 +375,7 @@ def select_model(name: str, level, index, names: list[str]) -> dict:
 def render(cards: list[Card], mine=None):
     models = codebook_models(cards)
     with gr.Tab("Codebook"):
-        gr.Markdown(SUMMARY)
-        if not models:
-            gr.Markdown("No model with a codebook is shipped with this app.")
+        if not tab_intro(SUMMARY, bool(models), "No model with a codebook is shipped with this app."):
             return None
         names = [c.name for c in models]
         state_names = gr.State(names)

@@ -24,7 +24,7 @@ from vaelab.app.catalogue import Card
 from vaelab.app.charts import line_chart
 from vaelab.app.pixel_image import PixelImage
 from vaelab.app.state import Loaded, load, reconstruct_test, test_image
-from vaelab.app.widgets import LATEX, follow_trained, keyed, model_picker
+from vaelab.app.widgets import LATEX, follow_trained, keyed, model_picker, tab_intro
 from vaelab.folders import read_json
 from vaelab.nn.gumbel import categorical_kl_uniform, gumbel_noise, one_hot
 
@@ -221,9 +221,7 @@ def settle_tau(name: str, log_tau, index, seed) -> dict:
 def render(cards: list[Card], mine=None):
     models = gumbel_models(cards)
     with gr.Tab("Gumbel temperature"):
-        gr.Markdown(SUMMARY)
-        if not models:
-            gr.Markdown("No model with Gumbel-softmax codes is shipped with this app.")
+        if not tab_intro(SUMMARY, bool(models), "No model with Gumbel-softmax codes is shipped with this app."):
             return None
         with gr.Row():
             model = model_picker([(c.short_label, c.name) for c in models], ("dvae", "gumbel-vae"), label="Model",

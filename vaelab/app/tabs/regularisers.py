@@ -29,7 +29,7 @@ from vaelab.app.catalogue import Card
 from vaelab.app.charts import line_chart
 from vaelab.app.pixel_image import PixelImage
 from vaelab.app.state import Loaded, dataset, load
-from vaelab.app.widgets import LATEX, keyed, whole_number
+from vaelab.app.widgets import LATEX, keyed, tab_intro, whole_number
 from vaelab.losses import jacobian_frobenius_autograd
 from vaelab.models.classic import Autoencoder, corrupt, keep_top_k
 
@@ -341,9 +341,8 @@ FORMULAS = {
 def render(cards: list[Card]):
     den, sparse, contr = denoising_models(cards), sparse_models(cards), contractive_models(cards)
     with gr.Tab("Regularisers"):
-        gr.Markdown(SUMMARY)
-        if not (den or sparse or contr):
-            gr.Markdown("No regularised autoencoder (denoising, sparse, contractive) is shipped with this app.")
+        if not tab_intro(SUMMARY, bool(den or sparse or contr),
+                         "No regularised autoencoder (denoising, sparse, contractive) is shipped with this app."):
             return None
         c: dict = {}
         loads = []
