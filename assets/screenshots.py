@@ -68,7 +68,7 @@ def shoot(page, out: Path, w: int, h: int) -> list[Path]:
     files.append(out / f"draw-{w}x{h}.png")
     page.screenshot(path=str(files[-1]))
     for name, key, ready in (("β comparison", "beta", "#beta-rd [data-beta]:not([hidden]) svg"), ("Codebook", "codebook", "#cb-cells td"),
-                             ("Gumbel temperature", "gumbel", "#gb-heatmap img"),
+                             ("Gumbel temperature", "gumbel", "#gb-live img[data-k=heatmap][src]"),
                              ("Regularisers", "regularisers", "#reg-jac img")):
         tab(page, name)
         page.wait_for_selector(ready, timeout=60_000)

@@ -350,21 +350,21 @@ def measure_app(browser, url: str, reps: int, quiet: int, first_switch: int) -> 
         timed(page, "#beta-rd", lambda k=k: labels.nth(k % labels.count()).click(), quiet) for k in range(reps)]
 
     open_tab("Codebook", "#cb-cells td")
-    page.wait_for_selector("#cb-decoded img")
-    code = page.locator("#cb-code input")
-    results["codebook: apply a code to a cell -> re-decoded image (#cb-decoded)"] = []
+    page.wait_for_selector("#cb-cells .cm-out img[src^='data:image/png']")
+    code = page.locator("#cb-cells .cm-code")
+    results["codebook: apply a code to a cell -> re-decoded image (#cb-cells .cm-out)"] = []
     for k in range(reps):
         page.locator("#cb-cells td").nth(3 + k).click()
         page.wait_for_timeout(400)
         code.fill(str(17 + 5 * k))
-        results["codebook: apply a code to a cell -> re-decoded image (#cb-decoded)"].append(
-            timed(page, "#cb-decoded", lambda: page.locator("#cb-apply").click(), quiet))
+        results["codebook: apply a code to a cell -> re-decoded image (#cb-cells .cm-out)"].append(
+            timed(page, "#cb-cells .cm-out", lambda: page.locator("#cb-cells .cm-apply").click(), quiet))
 
-    open_tab("Gumbel temperature", "#gb-heatmap img")
-    tau = page.locator("#gb-tau input[type=number]")
-    results["Gumbel: set τ -> heatmap and reconstructions (#gb-heatmap)"] = [
-        timed(page, "#gb-heatmap", lambda k=k: (tau.fill(f"{-1.2 + 0.3 * k:.2f}"), tau.press("Enter")), quiet)
-        for k in range(reps)]
+    open_tab("Gumbel temperature", "#gb-live img[data-k=heatmap][src^='data:image/png']")
+    tau = page.locator("#gb-live .gl-number")
+    results["Gumbel: set τ -> heatmap and reconstructions (#gb-live .gl-heat)"] = [
+        timed(page, "#gb-live .gl-heat", lambda k=k: (tau.fill(f"{10 ** (-1.2 + 0.3 * k):.3g}"), tau.press("Enter")),
+              quiet) for k in range(reps)]
     page.close()
     return results
 

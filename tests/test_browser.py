@@ -235,32 +235,57 @@ def test_beta_tab_highlights_the_chosen_beta(page, shots):
 def test_codebook_tab_edits_a_code_and_redecodes(page, shots):
     page.get_by_role("tab", name="Codebook").click()
     page.wait_for_selector("#cb-cells td")
-    page.wait_for_selector("#cb-decoded img")
-    before = page.locator("#cb-decoded img").get_attribute("src")
+    page.wait_for_selector("#cb-cells .cm-out img[src^='data:image/png']")
+    img = "#cb-cells .cm-out img"
+    before = page.locator(img).get_attribute("src")
     page.locator("#cb-cells td").nth(10).click()
     page.wait_for_function("() => document.querySelector('#cb-cells .cm').dataset.sel !== '-1,-1'")
-    page.wait_for_timeout(500)  # the cell's code arrives in the number box
-    code = page.locator("#cb-code input")
-    code.fill(str((int(code.input_value() or 0) + 7) % 64))
-    page.locator("#cb-apply").click()
-    page.wait_for_function("before => document.querySelector('#cb-decoded img').src !== before", arg=before)
+    code = page.locator("#cb-cells .cm-code")
+    held = int(code.input_value())
+    assert f"holds code {held}" in page.locator("#cb-cells .cm-note").inner_text()
+    code.fill(str((held + 7) % 64))
+    page.locator("#cb-cells .cm-apply").click()
+    page.wait_for_function("([s, before]) => document.querySelector(s).src !== before", arg=[img, before])
     assert page.locator("#cb-cells td.cm-edit").count() == 1
+    # a code the model does not have: a message in the editor, the image unchanged
+    edited = page.locator(img).get_attribute("src")
+    code.fill("100000")
+    code.press("Enter")
+    page.wait_for_function("() => document.querySelector('#cb-cells .cm-note').innerText.includes('codes 0 to')")
+    assert page.locator(img).get_attribute("src") == edited
     page.screenshot(path=str(shots / "codebook.png"), full_page=True)
+    page.locator("#cb-cells .cm-reset").click()
+    page.wait_for_function("([s, before]) => document.querySelector(s).src === before", arg=[img, before])
+    assert page.locator("#cb-cells td.cm-edit").count() == 0
 
 
 def test_gumbel_tab_moving_tau_changes_the_soft_codes(page, shots):
     page.get_by_role("tab", name="Gumbel temperature").click()
-    page.wait_for_selector("#gb-heatmap img", timeout=60_000)
-    page.wait_for_selector("#gb-soft img")
-    before = page.locator("#gb-heatmap img").get_attribute("src")
-    soft = page.locator("#gb-soft img").get_attribute("src")
-    number = page.locator("#gb-tau input[type=number]")
-    number.fill("-1.2")
+    heat, soft = "#gb-live img[data-k=heatmap]", "#gb-live img[data-k=soft]"
+    page.wait_for_selector(heat + "[src^='data:image/png']", timeout=60_000)
+    before, soft_before = (page.locator(s).get_attribute("src") for s in (heat, soft))
+    number = page.locator("#gb-live .gl-number")
+    number.fill("0.063")
     number.press("Enter")
-    page.wait_for_function("before => document.querySelector('#gb-heatmap img').src !== before", arg=before)
-    page.wait_for_function("before => document.querySelector('#gb-soft img').src !== before", arg=soft)
+    page.wait_for_function("([s, before]) => document.querySelector(s).src !== before", arg=[heat, before])
+    page.wait_for_function("([s, before]) => document.querySelector(s).src !== before", arg=[soft, soft_before])
+    assert page.locator("#gb-live .gl-range").input_value() == "-1.2"
+    assert "At τ = 0.063" in page.locator("#gb-live .gl-entropy").inner_text()
+    # let go: the gap's numbers follow the page's τ (at the nearest τ of the curve, 0.0696)
+    page.wait_for_function("() => [...document.querySelectorAll('.prose')].some(e => e.textContent.includes("
+                           "'At τ = 0.0696 the relaxed objective'))")
+    # dragging the slider with the keyboard redraws too
+    shown = page.locator(heat).get_attribute("src")
+    page.locator("#gb-live .gl-range").focus()
+    for _ in range(20):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("([s, before]) => document.querySelector(s).src !== before", arg=[heat, shown])
+    page.wait_for_function("() => document.querySelector('#gb-live .gl').dataset.logTau === '-1.00'")
+    # nonsense typed: a message, nothing lost
+    number.fill("-3")
+    number.press("Enter")
+    page.wait_for_function("() => document.querySelector('#gb-live .gl-entropy').innerText.includes('positive')")
     page.screenshot(path=str(shots / "gumbel.png"), full_page=True)
-
 
 
 def _svg_points(page, selector: str) -> int:

@@ -39,35 +39,60 @@ def test_perplexity_and_dead_codes_match_the_raw_indices(name):
         assert len(heights) == used and heights == sorted(heights, reverse=True)
 
 
+def _pixels(data_url: str) -> np.ndarray:
+    import base64
+    import io
+
+    from PIL import Image
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))))
+
+
 def test_editing_a_cell_redecodes_the_image():
-    name = MODELS[0]
-    shown = cb.show_image(name, None, 3)
-    v = json.loads(shown["cells"])
-    v["sel"] = [1, 2]
-    picked = cb.pick_cell(json.dumps(v))
-    old = v["map"][1][2]
-    assert picked["new_code"]["value"] == old and "Cell (1, 2) holds code" in picked["cell_note"]
-    new = (old + 1) % state.load(name).info.codebook_size
-    edited = cb.apply_code(json.dumps(v), new)
-    after = json.loads(edited["cells"])
-    assert after["map"][1][2] == new and after["edited"] == [[1, 2]]
-    assert not np.array_equal(edited["decoded"], shown["decoded"])
-    # the decoded image is the model's decoding of the edited map, computed here directly
-    m = state.load(name)
-    maps = [np.asarray(a) for a in after["maps"]]
     from vaelab import viz
-    assert np.array_equal(edited["decoded"], viz.to_display(cb.decode_maps(m, maps)))
+    name = MODELS[0]
+    m = state.load(name)
+    v = json.loads(cb.show_image(name, None, 3)["cells"])
+    assert v["edited"] == [] and v["maps"] == v["original"] and v["decoded"] == v["decoded_original"]
+    v["sel"] = [1, 2]
+    old = v["maps"][0][1][2]
+    new = (old + 1) % m.info.codebook_size
+    out = cb.edit_cell({"value": json.dumps(v), "code": new})
+    after = json.loads(out["value"])
+    assert after["maps"][0][1][2] == new and after["edited"] == [[1, 2]] and after["original"] == v["original"]
+    assert f"now holds code **{new}**" in after["note"]
+    # the decoded image is the model's decoding of the edited map, computed here directly
+    maps = [np.asarray(a) for a in after["maps"]]
+    assert np.array_equal(_pixels(after["decoded"]), viz.to_display(cb.decode_maps(m, maps)))
+    assert not np.array_equal(_pixels(after["decoded"]), _pixels(v["decoded"]))
+    # the cell's use on the test set, as the page says it when the cell is clicked
+    assert after["counts"][old] == int((m.arrays["indices_level0"] == old).sum())
+    # putting the encoder's code back leaves no edited cell
+    back = json.loads(cb.edit_cell({"value": out["value"], "code": old})["value"])
+    assert back["edited"] == [] and back["maps"] == v["original"]
 
 
-@pytest.mark.parametrize("bad", ["x", -1, 10**6, None])
+@pytest.mark.parametrize("bad", ["x", -1, 10**6, None, 1.5, float("nan")])
 def test_a_code_out_of_range_is_a_clear_error(bad):
-    import gradio as gr
     v = json.loads(cb.show_image(MODELS[0], None, 0)["cells"])
     v["sel"] = [0, 0]
-    with pytest.raises(gr.Error):
-        cb.apply_code(json.dumps(v), bad)
-    with pytest.raises(gr.Error, match="Click a cell"):
-        cb.apply_code(json.dumps({**v, "sel": None}), 1)
+    assert "codes 0 to" in cb.edit_cell({"value": json.dumps(v), "code": bad})["error"]
+    assert "Click a cell" in cb.edit_cell({"value": json.dumps({**v, "sel": None}), "code": 1})["error"]
+
+
+@pytest.mark.parametrize("tamper", [
+    lambda v: {**v, "maps": [[[10**9]]]}, lambda v: {**v, "maps": "x"}, lambda v: {**v, "original": None},
+    lambda v: {**v, "sel": [99, 99]}, lambda v: {**v, "sel": ["a", 1]}, lambda v: {**v, "model": "../../etc"},
+    lambda v: {**v, "model": None}, lambda v: [1, 2], lambda v: {**v, "level": 7}])
+def test_a_tampered_editor_state_is_refused_with_a_message(tamper):
+    """The state comes back from the page: anything that does not fit the model is refused."""
+    v = json.loads(cb.show_image(MODELS[0], None, 0)["cells"])
+    v["sel"] = [0, 0]
+    out = cb.edit_cell({"value": json.dumps(tamper(v)), "code": 1})
+    if "value" in out:  # an out-of-range level falls back to the first; the edit is then valid
+        assert json.loads(out["value"])["level"] == 0
+    else:
+        assert out["error"] and "Traceback" not in out["error"]
+    assert "error" in cb.edit_cell("not a dict") and "error" in cb.edit_cell({"value": "{not json", "code": 1})
 
 
 def test_prior_samples_change_with_temperature_and_refuse_nonsense():
@@ -85,7 +110,7 @@ def test_prior_samples_change_with_temperature_and_refuse_nonsense():
 def test_selecting_a_model_fills_the_tab():
     out = cb.select_model(MODELS[0], None, 0, MODELS)
     assert out["usage"].startswith("<svg") and "codes used" in out["stats"]
-    assert out["atlas"].shape[0] > 100 and json.loads(out["cells"])["map"]
+    assert out["atlas"].shape[0] > 100 and json.loads(out["cells"])["maps"][0]
 
 
 def test_the_replay_shows_the_recorded_counts_of_each_epoch():

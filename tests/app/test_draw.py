@@ -85,8 +85,8 @@ def test_digits_style_is_8x8_in_unit_range():
 
 
 def test_the_empty_drawing_help_names_the_pads_buttons():
-    from vaelab.app.draw_pad import STATIC
-    js = (STATIC / "draw_pad.js").read_text()
+    from vaelab.app.widgets import asset
+    js = asset("draw_pad.js")
     for button in ("Undo", "Clear"):
         assert f"{button}</button>" in js and button in draw.EMPTY_DRAWING
 

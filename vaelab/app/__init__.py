@@ -84,4 +84,9 @@ def build() -> gr.Blocks:
             demo.load(*gumbel_load, api_name="init_gumbel")
         for k, load in enumerate(regulariser_loads):
             demo.load(*load, api_name=f"init_regularisers_{k}")
+        # what the page calls directly (server functions), for API clients too; registered after
+        # the tabs, whose run of gr.Tab blocks an endpoint's placeholder would otherwise split
+        for laid_out, module in ((codebook_load, codebook), (gumbel_load, gumbel)):
+            for api_name, fn in module.API.items() if laid_out else ():
+                gr.api(fn, api_name=api_name)
     return demo

@@ -8,16 +8,14 @@ reads it, checking the format and size before decoding a pixel.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import gradio as gr
 
-STATIC = Path(__file__).parent / "static"
+from vaelab.app.widgets import asset
 
 
 def draw_pad(*, elem_id: str, brush: int = 18) -> gr.HTML:
     """The pad; wire its ``.input`` (fired while drawing, at the end of a stroke, on Undo and Clear)."""
     return gr.HTML("", html_template='<div class="dp"></div>',
-                   css_template=(STATIC / "draw_pad.css").read_text(),
-                   js_on_load=(STATIC / "draw_pad.js").read_text(), apply_default_css=False,
+                   css_template=asset("draw_pad.css"),
+                   js_on_load=asset("draw_pad.js"), apply_default_css=False,
                    elem_id=elem_id, label="drawing pad", brush=brush)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -26,8 +25,8 @@ import torch
 from vaelab import viz
 from vaelab.viz import png_data_url
 from vaelab.app.state import Loaded, decode, load, reconstruct_test, test_image
+from vaelab.app.widgets import asset
 
-STATIC = Path(__file__).parent / "static"
 VIEWS = ("latent", "pca", "umap")
 VIEW_AXES = {"latent": ("z₁", "z₂"), "pca": ("PC 1 of the latent", "PC 2 of the latent"),
              "umap": ("UMAP 1", "UMAP 2")}
@@ -229,7 +228,7 @@ def read_value(value) -> dict:
 def latent_canvas(value: str = "", *, elem_id: str, label: str = "") -> gr.HTML:
     """The component (place it inside a layout; wire its ``.input`` to a pick handler)."""
     return gr.HTML(value, html_template='<div class="lc"></div>',
-                   css_template=(STATIC / "latent_canvas.css").read_text(),
-                   js_on_load=(STATIC / "latent_canvas.js").read_text(),
+                   css_template=asset("latent_canvas.css"),
+                   js_on_load=asset("latent_canvas.js"),
                    server_functions=[map_points, map_thumb, map_decode], apply_default_css=False,
                    elem_id=elem_id, label=label or None, colours=list(viz.DIGIT_COLOURS))

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
+
+STATIC = Path(__file__).parent / "static"  # the page's own scripts and styles (package data)
 
 # a read-only 28×28 (or 8×8) digit, shown large
 IMG = dict(height=230, width=230, buttons=[], interactive=False, image_mode="L", type="numpy")
 # Markdown that renders $inline$ and $$display$$ formulas
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
+
+
+def asset(name: str) -> str:
+    """The text of a script or style in ``static/``, for a ``gr.HTML``'s ``js_on_load`` or ``css_template``."""
+    return (STATIC / name).read_text(encoding="utf-8")
 
 
 def default_choice(choices: list[tuple[str, str]], preferred) -> str | None:

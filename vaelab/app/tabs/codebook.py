@@ -23,7 +23,7 @@ from vaelab import metrics, viz
 from vaelab.app.catalogue import Card
 from vaelab.app.pixel_image import PixelImage
 from vaelab.app.state import Loaded, load, test_image
-from vaelab.app.widgets import LATEX, follow_trained, keyed, model_picker, tab_intro, whole_number
+from vaelab.app.widgets import LATEX, asset, follow_trained, keyed, model_picker, tab_intro, whole_number
 from vaelab.checkpoint import read_info
 from vaelab.folders import read_json
 
@@ -232,45 +232,24 @@ def replay_epoch(name: str, epoch) -> dict:
     return {"epoch_usage": svg, "epoch": gr.update(maximum=max(2, len(recs)), value=e, visible=True)}
 
 
-# --- the code map editor (a grid of cells in the page; a click selects one) ------------------------
+# --- the code map editor (in the page: a click selects a cell, Apply asks the server to decode) ------
 
-CELL_JS = """
-const root = element.querySelector('.cm') || element;
-function render() {
-  let v = {};
-  try { v = JSON.parse(props.value || '{}'); } catch (e) {}
-  if (!v.map) { root.innerHTML = ''; return; }
-  const sel = v.sel || [-1, -1];
-  root.innerHTML = '<table class="cm-grid">' + v.map.map((row, r) => '<tr>' + row.map((k, c) =>
-    `<td data-r="${r}" data-c="${c}" class="${r === sel[0] && c === sel[1] ? 'cm-sel' : ''}${v.edited && v.edited.some(e => e[0] === r && e[1] === c) ? ' cm-edit' : ''}"
-       style="background:hsl(${(k * 47) % 360},55%,${85 - 25 * (v.used[k] || 0)}%)" title="cell (${r}, ${c}): code ${k}">${k}</td>`
-  ).join('') + '</tr>').join('') + '</table>';
-  root.dataset.sel = sel.join(',');
-}
-root.addEventListener('click', e => {
-  const td = e.target.closest('td'); if (!td) return;
-  const v = JSON.parse(props.value || '{}');
-  v.sel = [+td.dataset.r, +td.dataset.c];
-  props.value = JSON.stringify(v);
-  render();
-  trigger('input');
-});
-watch('value', render);
-render();
-"""
-CELL_CSS = """
-.cm-grid { border-collapse: collapse; font-size: 11px; font-family: monospace; }
-.cm-grid td { width: 34px; height: 30px; text-align: center; border: 1px solid #fff; cursor: pointer; color: #202124; }
-.cm-grid td.cm-sel { outline: 3px solid #202124; outline-offset: -3px; }
-.cm-grid td.cm-edit { font-weight: 700; text-decoration: underline; }
-"""
+def _data_url(image: torch.Tensor) -> str:
+    return viz.png_data_url(viz.to_display(image))
 
 
-def map_value(m: Loaded, level: int, maps: list[np.ndarray], sel=None, edited=()) -> str:
+def editor_value(m: Loaded, level: int, maps: list[np.ndarray], *, sel=None, edited=(), original=None,
+                 note: str = "") -> str:
+    """The editor's whole state, as the page holds it: every level's map (edited and as encoded),
+    the selected and edited cells, each code's use on the test set, and both decodings."""
     c = counts(m, level)
     used = (np.log1p(c) / max(np.log1p(c).max(), 1e-9)).round(2).tolist()
-    return json.dumps({"model": m.card.name, "level": level, "maps": [a.tolist() for a in maps],
-                       "map": maps[level].tolist(), "sel": sel, "edited": [list(e) for e in edited], "used": used})
+    original = [np.asarray(a) for a in (original if original is not None else maps)]
+    return json.dumps({"model": m.card.name, "level": level, "maps": [np.asarray(a).tolist() for a in maps],
+                       "original": [a.tolist() for a in original], "sel": sel,
+                       "edited": [list(e) for e in edited], "used": used, "counts": c.astype(int).tolist(),
+                       "k_max": m.info.codebook_size - 1, "decoded": _data_url(decode_maps(m, maps)),
+                       "decoded_original": _data_url(decode_maps(m, original)), "note": note})
 
 
 def _read(value) -> dict:
@@ -289,28 +268,25 @@ def _test_index(m: Loaded, index) -> int:
 
 
 def show_image(name: str, level, index) -> dict:
-    """A test image's code map at the chosen level, and its decoding (nothing edited yet)."""
+    """A test image's code map at the chosen level in the editor (nothing edited yet), and the image."""
     m = load(name)
     lv, i = _level(m, level), _test_index(m, index)
     maps = test_maps(m, i)
     x = test_image(m, i)
-    return {"cells": map_value(m, lv, maps), "decoded": viz.to_display(decode_maps(m, maps)),
-            "original": viz.placeholder_image("The original is not on this server") if x is None else viz.to_display(x[0]),
-            "cell_note": "Click a cell of the map, then give it another code."}
+    return {"cells": editor_value(m, lv, maps),
+            "original": viz.placeholder_image("The original is not on this server") if x is None else viz.to_display(x[0])}
 
 
-def pick_cell(value) -> dict:
-    """A cell clicked: its code, and how often that code is used."""
-    v = _read(value)
-    if not v.get("sel") or not v.get("model"):
-        return {}
-    m = load(v["model"])
-    r, c = (int(t) for t in v["sel"])
-    k = int(v["map"][r][c])
-    n = int(counts(m, int(v["level"]))[k])
-    return {"new_code": gr.update(value=k, maximum=m.info.codebook_size - 1),
-            "cell_note": f"Cell ({r}, {c}) holds code **{k}**, used {n:,} times on the test set. "
-                         f"Choose another code (0 to {m.info.codebook_size - 1}) and apply."}
+def _maps_of(m: Loaded, v: dict, key: str) -> list[np.ndarray]:
+    """The editor's maps, checked: one per level, each the model's shape, every code in range."""
+    try:
+        maps = [np.asarray(a, np.int64) for a in v[key]]
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise gr.Error("The code map could not be read: pick the test image again.")
+    shapes = [tuple(s) for s in m.info.index_shapes]
+    if [a.shape for a in maps] != shapes or any(((a < 0) | (a >= m.info.codebook_size)).any() for a in maps):
+        raise gr.Error(f"The code map does not fit {m.card.display}: pick the test image again.")
+    return maps
 
 
 def apply_code(value, code) -> dict:
@@ -318,19 +294,35 @@ def apply_code(value, code) -> dict:
     v = _read(value)
     if not v.get("model") or not v.get("sel"):
         raise gr.Error("Click a cell of the code map first.")
-    m = load(v["model"])
+    try:
+        m = load(v["model"])
+    except (KeyError, TypeError, ValueError):
+        raise gr.Error("That model is not available here: choose one from the list.")
     k_max = m.info.codebook_size - 1
     k = whole_number(code, 0, k_max, f"{m.card.display} has codes 0 to {k_max}: a code is a whole number in that range.")
-    lv = int(v["level"])
-    maps = [np.asarray(a, np.int64) for a in v["maps"]]
-    r, c = (int(t) for t in v["sel"])
+    lv = v.get("level") if isinstance(v.get("level"), int) and 0 <= v["level"] < m.info.levels else 0
+    maps, original = _maps_of(m, v, "maps"), _maps_of(m, v, "original")
+    try:
+        r, c = (int(t) for t in v["sel"])
+    except (TypeError, ValueError):
+        raise gr.Error("Click a cell of the code map first.")
     if not (0 <= r < maps[lv].shape[0] and 0 <= c < maps[lv].shape[1]):
         raise gr.Error("That cell is not in the map.")
     maps[lv][r, c] = k
-    edited = {tuple(e) for e in v.get("edited", [])} | {(r, c)}
-    return {"cells": map_value(m, lv, maps, [r, c], sorted(edited)),
-            "decoded": viz.to_display(decode_maps(m, maps)),
-            "cell_note": f"Cell ({r}, {c}) now holds code **{k}** ({len(edited)} cell(s) edited)."}
+    edited = {tuple(e) for e in v.get("edited", []) if isinstance(e, list) and len(e) == 2} | {(r, c)}
+    edited = sorted(e for e in edited if maps[lv][e] != original[lv][e])
+    note = f"Cell ({r}, {c}) now holds code **{k}** ({len(edited)} cell(s) differ from the encoder's map)."
+    return {"cells": editor_value(m, lv, maps, sel=[r, c], edited=edited, original=original, note=note)}
+
+
+def edit_cell(request: dict) -> dict:
+    """The editor's Apply (a server function the page calls): ``{"value", "code"}`` → the new
+    ``{"value"}``, or ``{"error"}`` with what to do."""
+    request = request if isinstance(request, dict) else {}
+    try:
+        return {"value": apply_code(request.get("value"), request.get("code"))["cells"]}
+    except gr.Error as error:
+        return {"error": str(error.message)}
 
 
 def sample_prior(name: str, temperature, seed) -> dict:
@@ -370,6 +362,9 @@ def select_model(name: str, level, index, names: list[str]) -> dict:
             **show_image(name, level_names(m)[lv], index)}
 
 
+API = {"codebook_edit": edit_cell}  # the editor's Apply, for API clients (the page calls it directly)
+
+
 # --- layout and wiring -------------------------------------------------------------------------
 
 def render(cards: list[Card], mine=None):
@@ -401,20 +396,14 @@ def render(cards: list[Card], mine=None):
         with gr.Accordion("Perplexity and dead codes: the formulas", open=False):
             gr.Markdown(FORMULA, latex_delimiters=LATEX)
         gr.Markdown("**Edit a code map.** Each cell is one code of the test image's map (colour: the code, "
-                    "paler = rarer). Click a cell, choose a code, apply: the image is decoded again.")
+                    "paler = rarer). Click a cell, type a code, Apply (or Enter): the image is decoded again. "
+                    "Reset goes back to the encoder's map.")
         with gr.Row():
-            c["original"] = PixelImage(label="test image", width=150, alt="the test image", scale=0, min_width=170)
-            c["cells"] = gr.HTML(html_template='<div class="cm"></div>', js_on_load=CELL_JS, css_template=CELL_CSS,
-                                 apply_default_css=False, elem_id="cb-cells")
-            c["decoded"] = PixelImage(label="decoded from the (edited) map", width=150, alt="the decoded code map",
-                                      scale=0, min_width=170, elem_id="cb-decoded")
-            with gr.Column(scale=1, min_width=220):
-                c["cell_note"] = gr.Markdown()
-                c["new_code"] = gr.Number(0, precision=0, label="code for the selected cell", minimum=0,
-                                          elem_id="cb-code")
-                with gr.Row():
-                    apply = gr.Button("Apply", variant="primary", elem_id="cb-apply")
-                    reset = gr.Button("Reset")
+            with gr.Column(scale=0, min_width=180):
+                c["original"] = PixelImage(label="test image", width=150, alt="the test image")
+            c["cells"] = gr.HTML(html_template='<div class="cm"></div>', js_on_load=asset("code_editor.js"),
+                                 css_template=asset("code_editor.css"), server_functions=[edit_cell],
+                                 apply_default_css=False, elem_id="cb-cells", scale=4)
         with gr.Row():
             c["atlas"] = PixelImage(label=f"atlas: the {ATLAS} most used codes, each decoded as a map filled with it",
                                     alt="code atlas", scale=1)
@@ -431,19 +420,11 @@ def render(cards: list[Card], mine=None):
 
     inputs = [model, c["level"], index, state_names]
     outputs = [c[k] for k in ("level", "usage", "stats", "atlas", "projection", "projection_note", "replay",
-                              "epoch", "epoch_usage", "cells", "decoded", "original", "cell_note")]
+                              "epoch", "epoch_usage", "cells", "original")]
     model.change(keyed(select_model, c), inputs, outputs, api_name="codebook_model", trigger_mode="always_last")
     c["level"].input(keyed(select_model, c), inputs, outputs, api_name="codebook_level")
-    image_outputs = [c[k] for k in ("cells", "decoded", "original", "cell_note")]
-    index.submit(keyed(show_image, c), [model, c["level"], index], image_outputs, api_name="codebook_image")
-    reset.click(keyed(show_image, c), [model, c["level"], index], image_outputs, api_name="codebook_reset")
-    c["cells"].input(keyed(pick_cell, c), c["cells"], [c["new_code"], c["cell_note"]], api_name="codebook_cell",
-                     show_progress="hidden")
-    edit = [c["cells"], c["decoded"], c["cell_note"]]
-    apply.click(keyed(apply_code, c), [c["cells"], c["new_code"]], edit, api_name="codebook_edit",
-                show_progress="hidden")
-    c["new_code"].submit(keyed(apply_code, c), [c["cells"], c["new_code"]], edit, show_progress="hidden",
-                         api_visibility="private")
+    index.submit(keyed(show_image, c), [model, c["level"], index], [c["cells"], c["original"]],
+                 api_name="codebook_image")
     c["epoch"].input(keyed(replay_epoch, c), [model, c["epoch"]], [c["epoch_usage"], c["epoch"]],
                      api_name="codebook_epoch", show_progress="hidden", trigger_mode="always_last")
     sample = [c["samples"], c["samples_note"]]

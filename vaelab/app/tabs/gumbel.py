@@ -13,6 +13,7 @@ the picture.
 from __future__ import annotations
 
 import functools
+import json
 import math
 
 import gradio as gr
@@ -22,9 +23,9 @@ import torch
 from vaelab import viz
 from vaelab.app.catalogue import Card
 from vaelab.app.charts import line_chart
-from vaelab.app.pixel_image import PixelImage
+from vaelab.app.pixel_image import CSS as PIXEL_CSS
 from vaelab.app.state import Loaded, load, reconstruct_test, test_image
-from vaelab.app.widgets import LATEX, follow_trained, keyed, model_picker, tab_intro
+from vaelab.app.widgets import LATEX, asset, follow_trained, keyed, model_picker, tab_intro, whole_number
 from vaelab.folders import read_json
 from vaelab.nn.gumbel import categorical_kl_uniform, gumbel_noise, one_hot
 
@@ -202,6 +203,7 @@ def show(name: str, log_tau, index, seed) -> dict:
 
 
 QUICK = ("heatmap", "entropy", "soft", "hard", "samples", "error_curve", "gap_curve")
+LOG_TAU = (round(math.log10(TAU_MIN), 2), round(math.log10(TAU_MAX), 2))  # the slider's ends
 
 
 def move_tau(name: str, log_tau, index, seed) -> dict:
@@ -216,6 +218,71 @@ def settle_tau(name: str, log_tau, index, seed) -> dict:
     return {k: out[k] for k in ("formula", "gap_note")}
 
 
+def page_view(quick: dict) -> dict:
+    """:func:`move_tau`'s answer as the page draws it: pictures as PNG data URLs, charts as SVG."""
+    return {k: viz.png_data_url(v) if isinstance(v, np.ndarray) else v for k, v in quick.items()}
+
+
+def live_value(name: str, log_tau, index, seed) -> str:
+    """The τ view's state: which model, image and noise, the τ shown, and what it shows."""
+    view = page_view(move_tau(name, log_tau, index, seed))
+    return json.dumps({"model": name, "log_tau": float(log_tau), "index": int(index or 0), "seed": int(seed or 0),
+                       "range": LOG_TAU, "view": view})
+
+
+def _request(request) -> tuple[str, float, int, int]:
+    """A request from the page, checked: a Gumbel model of this app, τ, image and seed."""
+    r = request if isinstance(request, dict) else {}
+    name = r.get("model")
+    try:
+        m = load(name) if isinstance(name, str) else None
+    except (KeyError, ValueError):
+        m = None
+    if m is None or not callable(getattr(m.model, "posterior_logits", None)):
+        raise gr.Error("That model is not available here: choose one from the list.")
+    index, seed = (whole_number(r.get(k), -2**31, 2**31 - 1, f"The {what} is a whole number.")
+                   for k, what in (("index", "test image number"), ("seed", "noise seed")))
+    return name, r.get("log_tau"), index, seed
+
+
+def tau_view(request: dict) -> dict:
+    """The page's τ slider (a server function): ``{"model", "log_tau", "index", "seed"}`` → the
+    view at that τ, or ``{"error"}`` with what to do."""
+    try:
+        return {"view": page_view(move_tau(*_request(request)))}
+    except gr.Error as error:
+        return {"error": str(error.message)}
+
+
+def settle_live(value) -> dict:
+    """The page let go of τ (its value holds model, τ, image and seed): formula and gap's numbers."""
+    try:
+        v = json.loads(value or "{}")
+    except (TypeError, ValueError):
+        v = {}
+    return settle_tau(*_request(v))
+
+
+def shown_tau(value) -> float:
+    """The log10 τ the page shows (in its value), 0 (τ = 1) before it shows any."""
+    try:
+        t = float(json.loads(value or "{}").get("log_tau", 0.0))
+    except (TypeError, ValueError, AttributeError):
+        return 0.0
+    return t if math.isfinite(t) else 0.0
+
+
+def show_live(name: str, value, index, seed) -> dict:
+    """A model, image or seed chosen: the τ view (at the τ the page shows, read from its value)
+    and everything around it."""
+    log_tau = shown_tau(value)
+    out = show(name, log_tau, index, seed)
+    return {"live": live_value(name, log_tau, index, seed), **{k: out[k] for k in ("formula", "gap_note", "schedule")}}
+
+
+API = {"gumbel_tau": tau_view}  # τ moved, for API clients (the page calls it directly)
+
+
 # --- layout and wiring -------------------------------------------------------------------------
 
 def render(cards: list[Card], mine=None):
@@ -228,40 +295,24 @@ def render(cards: list[Card], mine=None):
                                  scale=2, elem_id="gb-model")
             if mine is not None:
                 follow_trained(mine, model, lambda extra: [(c.short_label, c.name) for c in gumbel_models(models + extra)])
-            log_tau = gr.Slider(round(math.log10(TAU_MIN), 2), math.log10(TAU_MAX), value=0.0, step=0.01,
-                                label="log₁₀ τ  (−1.3 → τ = 0.05, 0 → τ = 1, 1 → τ = 10)", scale=3, elem_id="gb-tau")
             index = gr.Number(0, precision=0, label="test image #", scale=1, minimum=0)
             seed = gr.Number(0, precision=0, label="noise seed", scale=1)
         c = {}
-        c["entropy"] = gr.Markdown()
-        with gr.Row():
-            c["heatmap"] = PixelImage(label="soft sample: one row per position, one column per category (dark = 1)",
-                                      alt="per-position categorical distributions", height=300, elem_id="gb-heatmap",
-                                      scale=2)
-            with gr.Column(scale=2):
-                with gr.Row():
-                    c["soft"] = PixelImage(label="decoded from the soft codes", width=170, alt="decoded soft codes",
-                                           elem_id="gb-soft")
-                    c["hard"] = PixelImage(label="from the hard (one-hot) codes", width=170, alt="decoded hard codes",
-                                           elem_id="gb-hard")
-                c["samples"] = PixelImage(label="six Gumbel draws at this τ (soft codes)", height=100,
-                                          alt="six decoded Gumbel draws")
+        # τ, the pictures and the curves' markers live in the page: moving τ asks tau_view directly
+        c["live"] = gr.HTML(html_template='<div class="gl"></div>', js_on_load=asset("gumbel_view.js"),
+                            css_template=asset("gumbel_view.css") + PIXEL_CSS, server_functions=[tau_view],
+                            apply_default_css=False, elem_id="gb-live")
         with gr.Accordion("The Gumbel-softmax, with this τ and the encoder's own probabilities", open=False):
             c["formula"] = gr.Markdown(latex_delimiters=LATEX)
         with gr.Row():
-            c["error_curve"] = gr.HTML(label="reconstruction error against τ", show_label=True, container=True, elem_id="gb-error")
-            with gr.Column():
-                c["gap_curve"] = gr.HTML(label="relaxed vs exact objective", show_label=True, container=True, elem_id="gb-gap")
-                c["gap_note"] = gr.Markdown(elem_classes=["vl-small"])
+            c["gap_note"] = gr.Markdown(elem_classes=["vl-small"])
             c["schedule"] = gr.HTML(label="τ during training", show_label=True, container=True)
 
-    inputs = [model, log_tau, index, seed]
-    # while τ moves: the pictures and the curves' marker; the formula and the gap's numbers when it stops
-    quick = [c[k] for k in QUICK]
-    log_tau.change(keyed(move_tau, c), inputs, quick, api_name="gumbel_tau", show_progress="hidden",
-                   trigger_mode="always_last")
-    log_tau.release(keyed(settle_tau, c), inputs, [c["formula"], c["gap_note"]], show_progress="hidden",
+    # the formula and the gap's numbers when τ is let go
+    c["live"].input(keyed(settle_live, c), c["live"], [c["formula"], c["gap_note"]], show_progress="hidden",
                     api_name="gumbel_tau_settled")
+    inputs = [model, c["live"], index, seed]
+    outputs = [c["live"], c["formula"], c["gap_note"], c["schedule"]]
     for event, api in ((model.change, "gumbel_model"), (index.submit, "gumbel_image"), (seed.submit, "gumbel_seed")):
-        event(keyed(show, c), inputs, list(c.values()), api_name=api, trigger_mode="always_last")
-    return keyed(show, c), inputs, list(c.values())
+        event(keyed(show_live, c), inputs, outputs, api_name=api, trigger_mode="always_last")
+    return keyed(show_live, c), inputs, outputs
