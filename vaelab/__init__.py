@@ -14,6 +14,8 @@ Quick tour::
     model = vaelab.load_checkpoint("runs/vae")            # needs only the folder
     latent = model.encode(data.test_x[:8])                # Latent(z=..., mean=..., logvar=...)
     images = model.reconstruct(data.test_x[:8])
+
+    vaelab.explore(my_model, my_images)                  # the app on any autoencoder (see vaelab.external)
 """
 
 from vaelab.version import __version__  # noqa: E402
@@ -23,7 +25,19 @@ from vaelab.data import Dataset, DatasetNotFoundError, load_dataset  # noqa: E40
 from vaelab.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from vaelab.train import NonFiniteLossError, TrainSettings, fit  # noqa: E402
 
+
+
+def explore(model, data=None, **kwargs):
+    """Open the app on ``model`` (a vaelab model, any PyTorch module with ``encode``/``decode``, a
+    diffusers ``AutoencoderKL``/``VQModel`` or a pythae model) over ``data`` (a tensor of images,
+    a dataset or a folder of images). See :func:`vaelab.app.explored.explore` for the options."""
+    from vaelab.app.explored import explore as run
+
+    return run(model, data, **kwargs)
+
+
 __all__ = [
+    "explore",
     "__version__",
     "REGISTRY",
     "create",

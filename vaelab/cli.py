@@ -618,7 +618,58 @@ def run_sample(args) -> int:
     return 0
 
 
-SETUP = {"list": add_list, "train": add_train, "eval": add_eval, "bench": add_bench, "zoo": add_zoo,
+@command("explore", "open the app on any autoencoder (a checkpoint folder, a diffusers or pythae model, your "
+                    "own code) over a folder of images")
+def cmd_explore(args) -> int:
+    from vaelab.external import ExploreError, load_model
+
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    try:
+        model = load_model(args.model)
+        data = args.data
+        if data is None:
+            from vaelab.data import find_dataset
+            from vaelab.models.base import AutoEncoder
+
+            if not isinstance(model, AutoEncoder):
+                raise ExploreError("--data is needed: a folder of images for this model")
+            meta = json.loads((Path(args.model) / "config.json").read_text())
+            data = find_dataset(meta.get("dataset") or "digits", args.data_dir)
+        from vaelab.app.explored import explore
+
+        explore(model, data, name=args.name, max_images=args.max_images, latent_map=args.latent_map,
+                launch=not args.no_launch, server_name=args.host, server_port=args.port,
+                **({"image_shape": tuple(args.image_shape)} if args.image_shape else {}),
+                **({"value_range": tuple(args.value_range)} if args.value_range else {}))
+    except ExploreError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def add_explore(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a vaelab checkpoint folder, diffusers:ID (AutoencoderKL), diffusers-vq:ID "
+                                 "(VQModel), pythae:FOLDER, or python:MODULE:FUNCTION (your code returns the model)")
+    p.add_argument("--data", default=None, help="a folder of images (one sub-folder per class, or images directly); "
+                                                "default for a checkpoint: its own dataset's test images")
+    p.add_argument("--data-dir", default=None, help="where a checkpoint's dataset is looked for (default $VAELAB_DATA)")
+    p.add_argument("--max-images", type=int, default=None, help="images embedded, at most (default 5000)")
+    p.add_argument("--latent-map", choices=("flatten", "pool"), default="flatten",
+                   help="a spatial latent on the map: all its numbers, or their mean over positions (default flatten)")
+    p.add_argument("--image-shape", type=int, nargs=3, metavar=("C", "H", "W"), default=None,
+                   help="the images the model takes, when it does not say")
+    p.add_argument("--value-range", type=float, nargs=2, metavar=("LO", "HI"), default=None,
+                   help="the pixel range the model works in (default -1 1 for diffusers, else 0 1)")
+    p.add_argument("--name", default=None, help="what the app calls the model")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--no-launch", action="store_true", help="embed and build the app, then exit (a dry run)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+
+
+SETUP = {"explore": add_explore, "list": add_list, "train": add_train, "eval": add_eval, "bench": add_bench, "zoo": add_zoo,
          "train-classifier": add_train_classifier, "train-prior": add_train_prior, "sample": add_sample}
 
 

@@ -145,46 +145,71 @@ def empty_figure(message: str, height: int = 300) -> go.Figure:
 # --- images ----------------------------------------------------------------------------------
 
 def as_grey(image) -> np.ndarray:
-    """``(H, W)``, ``(1, H, W)`` or ``(1, 1, H, W)`` (tensor or array) -> float ``(H, W)`` in [0, 1]."""
-    a = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
+    """``(H, W)``, ``(1, H, W)`` or ``(1, 1, H, W)`` (tensor or array) -> float ``(H, W)`` in [0, 1]
+    (a colour image is averaged over its channels)."""
+    a = as_image(image)
+    return a.mean(-1) if a.ndim == 3 else a
+
+
+def as_image(image) -> np.ndarray:
+    """One image as the page shows it: float in [0, 1], ``(H, W)`` when grey, ``(H, W, 3)`` when in
+    colour. Takes ``(H, W)``, ``(C, H, W)`` or ``(1, C, H, W)`` with C = 1 or 3 (a model's layout),
+    or ``(H, W, 3)`` (a picture's), as a tensor or an array."""
+    a = image.detach().float().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
     a = np.asarray(a, dtype=np.float32)
-    while a.ndim > 2:
-        if a.shape[0] != 1:
-            a = a.mean(0) if a.ndim == 3 else a[0]
-        else:
+    while a.ndim > 3:
+        a = a[0]
+    if a.ndim == 3:
+        if a.shape[0] == 1:
             a = a[0]
+        elif a.shape[0] == 3 and a.shape[-1] != 3:
+            a = a.transpose(1, 2, 0)
+        elif a.shape[-1] != 3:
+            a = a.mean(0)  # some other stack of channels: their mean, in grey
     return np.clip(a, 0.0, 1.0)
+
+
+def upscale(a: np.ndarray, scale: int) -> np.ndarray:
+    """Nearest-neighbour ``scale``× along height and width (grey or colour)."""
+    return a.repeat(scale, 0).repeat(scale, 1) if scale > 1 else a
+
+
+def to_uint8(a: np.ndarray) -> np.ndarray:
+    return (np.asarray(a, np.float32) * 255 + 0.5).astype(np.uint8)
 
 
 def png_data_url(image) -> str:
     """An image as a PNG data URL, to sit inline in the page (no file, no second request).
 
     A ``uint8`` array of shape ``(H, W)`` or ``(H, W, 3)`` is written as it is; anything else is
-    read as one grey image in [0, 1] (see :func:`as_grey`), one pixel per model pixel (the page
-    scales it up)."""
+    read as one image in [0, 1] (see :func:`as_image`, grey or colour), one pixel per model pixel
+    (the page scales it up)."""
     a = np.asarray(image) if not hasattr(image, "detach") else None
     if a is None or a.dtype != np.uint8 or not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)):
-        a = (np.clip(as_grey(image), 0, 1) * 255 + 0.5).astype(np.uint8)
+        a = to_uint8(as_image(image))
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(a), mode="L" if a.ndim == 2 else "RGB").save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def to_display(image, pixels: int = IMAGE_PIXELS) -> np.ndarray:
-    """One image -> uint8 ``(pixels, pixels)`` (roughly), upscaled by an integer factor with
-    nearest neighbour so every model pixel stays a visible square."""
-    a = as_grey(image)
-    scale = max(1, pixels // max(a.shape))
-    big = np.kron(a, np.ones((scale, scale), np.float32))
-    return (big * 255 + 0.5).astype(np.uint8)
+    """One image -> uint8 about ``pixels`` on its longer side (grey ``(H, W)`` or colour
+    ``(H, W, 3)``), upscaled by an integer factor with nearest neighbour so every model pixel
+    stays a visible square."""
+    a = as_image(image)
+    return to_uint8(upscale(a, max(1, pixels // max(a.shape[:2]))))
 
 
 def tile(images, cols: int, pad: int = 1, pad_value: float = 0.35) -> np.ndarray:
-    """``(N, H, W)`` (or anything :func:`as_grey` reads per item) -> one float grid image."""
-    ims = [as_grey(im) for im in images]
-    h, w = ims[0].shape
+    """``(N, H, W)`` or ``(N, C, H, W)`` (or anything :func:`as_image` reads per item) -> one float
+    grid image, in colour when any image is."""
+    ims = [as_image(im) for im in images]
+    colour = any(im.ndim == 3 for im in ims)
+    if colour:
+        ims = [im if im.ndim == 3 else np.repeat(im[..., None], 3, -1) for im in ims]
+    h, w = ims[0].shape[:2]
     rows = (len(ims) + cols - 1) // cols
-    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), pad_value, np.float32)
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad) + ((3,) if colour else ()), pad_value, np.float32)
     for i, im in enumerate(ims):
         r, c = divmod(i, cols)
         out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = im
@@ -194,16 +219,14 @@ def tile(images, cols: int, pad: int = 1, pad_value: float = 0.35) -> np.ndarray
 def strip(images, pixels_per_image: int = 112) -> np.ndarray:
     """Images in one row, each about ``pixels_per_image`` wide, as uint8."""
     grid = tile(images, cols=len(images))
-    h = as_grey(images[0]).shape[0]
-    scale = max(1, pixels_per_image // h)
-    return (np.kron(grid, np.ones((scale, scale), np.float32)) * 255 + 0.5).astype(np.uint8)
+    h = as_image(images[0]).shape[0]
+    return to_uint8(upscale(grid, max(1, pixels_per_image // h)))
 
 
 def grid_image(images, cols: int, pixels: int = 480, pad: int = 0) -> np.ndarray:
     """A square-ish grid of images as uint8, upscaled to about ``pixels`` wide."""
     grid = tile(images, cols=cols, pad=pad)
-    scale = max(1, pixels // grid.shape[1])
-    return (np.kron(grid, np.ones((scale, scale), np.float32)) * 255 + 0.5).astype(np.uint8)
+    return to_uint8(upscale(grid, max(1, pixels // grid.shape[1])))
 
 
 def placeholder_image(text: str = "", pixels: int = IMAGE_PIXELS, width: int | None = None) -> np.ndarray:

@@ -51,31 +51,46 @@ def launch_options() -> dict:
     return {"css": PAGE_CSS, "run_history": False}
 
 
-def build() -> gr.Blocks:
-    """The whole app, over the checkpoints found now (``VAELAB_CHECKPOINTS`` or the shipped ones)."""
-    cards = scan_checkpoints()
-    warm_up([n for n in (latent_map.default_model(cards), sliders.default_model(cards)) if n])
-    with gr.Blocks(title="vaelab: explore autoencoder latent spaces") as demo:
-        status = gr.Markdown(header(), elem_classes=["vl-header"])
+def explored_header(cards) -> str:
+    """The header when the app shows models given to ``vaelab.explore``."""
+    names = ", ".join(c.display for c in cards)
+    data = "; ".join(sorted({c.data_title for c in cards if c.data_title}))
+    return (f"<span class='vl-title'>vaelab</span> — inside {names}. "
+            f"<span class='vl-data'>{data}</span>")
+
+
+def build(cards=None, *, explored: bool = False) -> gr.Blocks:
+    """The whole app, over the checkpoints found now (``VAELAB_CHECKPOINTS`` or the shipped ones),
+    or over ``cards``. ``explored``: the cards are models given to ``vaelab.explore`` — only the
+    tabs that apply to them are laid out, and no Train tab."""
+    cards = scan_checkpoints() if cards is None else list(cards)
+    if not explored:
+        warm_up([n for n in (latent_map.default_model(cards), sliders.default_model(cards)) if n])
+    title = "vaelab: explore autoencoder latent spaces"
+    first_line = (lambda: explored_header(cards)) if explored else header
+    with gr.Blocks(title=title) as demo:
+        status = gr.Markdown(first_line(), elem_classes=["vl-header"])
         mine = gr.State([])  # the models this browser session trained in the Train tab
         map_load = latent_map.render(cards, mine)
-        sliders_load = sliders.render(cards, mine)
-        draw_load = draw.render(mine)
-        beta_load = beta.render(cards)
-        codebook_load = codebook.render(cards, mine)
-        gumbel_load = gumbel.render(cards, mine)
-        regulariser_loads = regularisers.render(cards) or []
-        train.render(mine)
-        models.render(cards)
+        sliders_load = sliders.render(cards, mine) if not explored or sliders.model_choices(cards) else None
+        draw_load = draw.render(mine) if not explored else draw.render_note(cards)
+        beta_load = beta.render(cards) if not explored or beta.series_names(cards) else None
+        codebook_load = codebook.render(cards, mine) if not explored or codebook.codebook_models(cards) else None
+        gumbel_load = gumbel.render(cards, mine) if not explored or gumbel.gumbel_models(cards) else None
+        regulariser_loads = (regularisers.render(cards) or []) if not explored else []
+        if not explored:
+            train.render(mine)
+        models.render(cards, explored=explored)
         with gr.Accordion("Running this app yourself?", open=False):
             gr.Markdown(host_instructions())
 
-        demo.load(header, outputs=status, api_name="status")
+        demo.load(first_line, outputs=status, api_name="status")
         if map_load:
             demo.load(*map_load, api_name="init_latent_map")
         if sliders_load:
             demo.load(*sliders_load, api_name="init_sliders")
-        demo.load(*draw_load, api_name="init_draw")
+        if draw_load:
+            demo.load(*draw_load, api_name="init_draw")
         if beta_load:
             demo.load(*beta_load, api_name="init_beta")
         if codebook_load:

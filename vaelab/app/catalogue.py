@@ -36,6 +36,7 @@ class Card:
     beta: float | None = None  # a VAE's KL weight, when its config declares one
     design: str = ""  # its config without beta: models that differ only in beta share it
     title: str = ""  # shown instead of the name (a model trained in this browser session)
+    data_title: str = ""  # the images, in words, when they are not a dataset the library names
 
     @property
     def display(self) -> str:
@@ -50,7 +51,7 @@ class Card:
     @property
     def label(self) -> str:
         extra = f" — for: {self.purpose}" if self.purpose else ""
-        data = "8×8 digits" if self.dataset == "digits" else self.dataset.upper()
+        data = self.data_title or ("8×8 digits" if self.dataset == "digits" else self.dataset.upper())
         return f"[{self.family}] {self.name} · {data}, {self.size} · {self.description}{extra}"
 
 
@@ -137,6 +138,19 @@ def register_trained(folder: Path, name: str, title: str) -> Card:
     return c
 
 
+_EXPLORED: dict[str, Card] = {}  # models given to vaelab.explore: in memory, shown to every visitor
+
+
+def register_explored(c: Card) -> Card:
+    """Make an explored model (:mod:`vaelab.app.explored`) known under ``c.name``."""
+    _EXPLORED[c.name] = c
+    return c
+
+
+def explored_cards() -> list[Card]:
+    return list(_EXPLORED.values())
+
+
 def trained_cards(names) -> list[Card]:
     """The cards of ``names`` that are still known (a session's own models)."""
     return [_TRAINED[n] for n in names or () if n in _TRAINED]
@@ -162,6 +176,8 @@ def choices(cards: list[Card]) -> list[tuple[str, str]]:
 def card(name: str) -> Card:
     if name in _TRAINED:
         return _TRAINED[name]
+    if name in _EXPLORED:
+        return _EXPLORED[name]
     for c in scan_checkpoints():
         if c.name == name:
             return c

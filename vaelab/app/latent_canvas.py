@@ -119,7 +119,8 @@ def map_payload(name, view) -> dict:
         note = "A few points lie beyond the view (the axes span the 1st–99th percentile)."
     return {"key": f"{name}|{view}", "n": int(len(labels)),
             "labels": base64.b64encode(labels.tobytes()).decode("ascii"),
-            "pad": has_latent_plane(m), "note": note,
+            "pad": has_latent_plane(m), "note": note, "noun": m.noun,
+            "classes": None if m.classes is None else [m.class_name(k) for k in range(min(len(m.classes), 256))],
             "panels": [_panel(left, titles[0], VIEW_AXES[view], view == "latent"),
                        _panel(m.arrays["coords_pca"], titles[1], ("PC 1 of the pixels", "PC 2 of the pixels"),
                               False)]}

@@ -27,6 +27,20 @@ class Loaded:
     model: torch.nn.Module
     metrics: dict
     arrays: dict[str, np.ndarray]
+    dataset: object = None  # an explored model's own images (a vaelab Dataset)
+    pca: object = None  # and their PCA
+    classes: list | None = None  # and the names of their labels (digits when None)
+
+    @property
+    def noun(self) -> str:
+        """What a label is: "digit" for the digit datasets, else "class"."""
+        return "digit" if self.classes is None else "class"
+
+    def class_name(self, label) -> str:
+        label = int(label)
+        if self.classes is None or not 0 <= label < len(self.classes):
+            return str(label)
+        return str(self.classes[label])
 
     @property
     def info(self):
@@ -59,6 +73,10 @@ def clear_caches() -> None:
         _MODELS.clear()
         _DATA.clear()
         _PCA.clear()
+        for m in _ADOPTED.values():  # explored models keep their images
+            _DATA[m.card.dataset] = m.dataset
+            if m.pca is not None:
+                _PCA[m.card.dataset] = m.pca
 
 
 def forget(name: str) -> None:
@@ -71,11 +89,27 @@ def forget(name: str) -> None:
 _catalogue._FORGET.append(forget)
 
 
+_ADOPTED: dict[str, Loaded] = {}  # models built in this process (vaelab.explore), by name
+
+
+def adopt(m: Loaded) -> Loaded:
+    """Serve ``m`` (a model given to :func:`vaelab.explore`, already embedded) under its card's
+    name, with its own images (``m.dataset``) as the dataset ``m.card.dataset`` and their PCA."""
+    with _LOCK:
+        _ADOPTED[m.card.name] = m
+        _DATA[m.card.dataset] = m.dataset
+        if m.pca is not None:
+            _PCA[m.card.dataset] = m.pca
+    return m
+
+
 def load(name: str) -> Loaded:
     """The checkpoint ``name`` with its metrics and artifacts, loaded once per process."""
     from vaelab.artifacts import load_artifacts
     from vaelab.checkpoint import load_checkpoint
 
+    if name in _ADOPTED:
+        return _ADOPTED[name]
     key = (str(checkpoints_dir()), name)
     hit = _MODELS.get(key)
     if hit is not None:

@@ -47,7 +47,8 @@ function escapeHtml(s) {
 
 function decodePoints(p) {
   const labels = b64(p.labels, Uint8Array);
-  return {key: p.key, n: p.n, labels, pad: p.pad, note: p.note || "",
+  return {key: p.key, n: p.n, labels, pad: p.pad, note: p.note || "", noun: p.noun || "digit",
+    classes: p.classes || COLOURS.map((c, d) => String(d)),
     panels: p.panels.map(q => {
       const qx = b64(q.x, Uint16Array), qy = b64(q.y, Uint16Array), n = qx.length;
       const xs = new Float32Array(n), ys = new Float32Array(n);
@@ -229,8 +230,12 @@ function drawOverlay() {
   root.dataset.drawn = String(++drawCount);
 }
 
+const className = i => escapeHtml(data.classes[data.labels[i]] ?? String(data.labels[i]));
+
 function drawLegend() {
-  const chips = COLOURS.map((c, d) => `<span><i style="background:${c}"></i>${d}</span>`).join("");
+  const names = data ? data.classes.slice(0, COLOURS.length) : COLOURS.map((c, d) => String(d));
+  const chips = names.length > 1 ? names.map((name, d) =>
+    `<span><i style="background:${COLOURS[d]}"></i>${escapeHtml(name)}</span>`).join("") : "";
   const extra = [];
   if (v.pickable !== false) extra.push(`<span><b class="lc-star">★</b>picked image</span>`);
   if (v.ellipse) extra.push(`<span><b class="lc-ell"></b>its posterior, ±2σ</span>`);
@@ -259,7 +264,7 @@ let thumbBusy = false, thumbWanted = null;
 function fillThumb(i, t) {
   if (hover !== i) return;
   tipImg.src = t.src; tipImg.hidden = !t.src;
-  tipCap.innerHTML = `#${i} · digit <b>${data.labels[i]}</b><br><small>${escapeHtml(t.how)}</small>`;
+  tipCap.innerHTML = `#${i} · ${data.noun} <b>${className(i)}</b><br><small>${escapeHtml(t.how)}</small>`;
   root.dataset.thumb = String(i);
 }
 
@@ -297,7 +302,7 @@ function setHover(panel, i, x, y) {
   drawOverlay();
   if (i === null) { tip.hidden = true; return; }
   tip.hidden = false; tipImg.hidden = true;
-  tipCap.innerHTML = `#${i} · digit <b>${data.labels[i]}</b>`;
+  tipCap.innerHTML = `#${i} · ${data.noun} <b>${className(i)}</b>`;
   moveTip(panel, x, y);
   showThumb(i);
 }

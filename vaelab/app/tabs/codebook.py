@@ -138,7 +138,7 @@ def projection(name: str, level: int) -> tuple[np.ndarray | None, str]:
     e = books[level].detach().double().numpy()
     c = counts(m, level)
     z_e = None
-    x = [test_image(m, i) for i in range(200)]
+    x = [test_image(m, i) for i in range(min(200, m.n_test))]
     if all(v is not None for v in x):
         with torch.no_grad():
             lat = m.model.encode(torch.cat(x))

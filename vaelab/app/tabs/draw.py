@@ -256,6 +256,17 @@ def map_heading(plan: DrawPlan) -> str:
 
 # --- layout and wiring -------------------------------------------------------------------------
 
+def render_note(cards) -> None:
+    """In an app over explored models: the tab only says what it is for (no load to run)."""
+    with gr.Tab("Draw"):
+        gr.Markdown(SUMMARY)
+        shapes = ", ".join(sorted({"×".join(map(str, c.image_shape)) for c in cards}))
+        gr.Markdown(f"**Drawing is for digit models**: it turns a drawing into a 28×28 (or 8×8) grey digit the way "
+                    f"MNIST was prepared. The model here takes {shapes} images, so this tab has nothing to show; "
+                    "run `python app.py` for the shipped digit models.")
+    return None
+
+
 def render(mine=None):
     """The tab and its event. Returns the page load's ``(inputs, outputs)`` for :func:`draw`."""
     with gr.Tab("Draw"):

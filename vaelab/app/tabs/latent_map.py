@@ -45,7 +45,9 @@ def pca_reconstruct(m: Loaded, i: int) -> tuple[np.ndarray | None, str]:
                       "nothing to compare")
     pca = pca_for(m.card.dataset, d)
     flat = x.flatten(1).numpy()
-    rec = pca.inverse_transform(pca.transform(flat)).reshape(x.shape[-2:])
+    rec = pca.inverse_transform(pca.transform(flat)).reshape(x.shape[1:])
+    if pca.n_components_ < d:
+        why += f"; capped at {pca.n_components_}, the most its fitting images allow"
     return np.clip(rec, 0, 1), f"PCA with {pca.n_components_} components, {why}"
 
 
@@ -120,18 +122,19 @@ def pick(name: str, index: int) -> dict:
     rec, how = reconstruct_test(m, i)
     pca, pca_how = pca_reconstruct(m, i)
     digit = int(m.labels[i])
-    parts = [f"**Test image #{i}** (digit {digit})."]
+    parts = [f"**Test image #{i}** ({m.noun} {m.class_name(digit)})."]
     if x is None:
         parts.append(f"Original not shown: the {m.card.dataset.upper()} test images are not on this machine.")
     parts.append(f"Model: {how}." if rec is not None else f"Model reconstruction unavailable: {how}.")
     if x is not None and rec is not None:
         parts.append(f"Squared error per pixel: model {float(((rec - x) ** 2).mean()):.4f}")
         if pca is not None:
-            parts[-1] += f", PCA {float(((torch.as_tensor(pca) - x[0, 0]) ** 2).mean()):.4f}."
+            parts[-1] += f", PCA {float(((torch.as_tensor(pca) - x[0]) ** 2).mean()):.4f}."
     parts.append(f"PCA: {pca_how}." if pca is not None else f"PCA reconstruction missing: {pca_how}.")
     strip, nearest = nearest_neighbours(m, i)
     same = sum(int(m.labels[j]) == digit for j in nearest)
-    parts.append(f"Its {len(nearest)} nearest test images {neighbour_space(m)[1]}: {same} of them are {digit}s"
+    alike = f"are {digit}s" if m.classes is None else f"share its class ({m.class_name(digit)})"
+    parts.append(f"Its {len(nearest)} nearest test images {neighbour_space(m)[1]}: {same} of them {alike}"
                  + (" (shown below)." if strip is not None else
                     f" ({', '.join(str(int(m.labels[j])) for j in nearest)}; images need the dataset)."))
     missing = {"original": f"The original is not on this server (no {m.card.dataset.upper()} here)",
@@ -163,7 +166,7 @@ def latent_words(m: Loaded) -> tuple[str, str]:
 
 
 
-SUMMARY = ("**Each dot is a test digit, placed where the model puts it.** Hover to see it, click to pick "
+SUMMARY = ("**Each dot is a test image, placed where the model puts it.** Hover to see it, click to pick "
            "it; on a 2-D model, drag in the left map to see what the decoder draws there.")
 
 

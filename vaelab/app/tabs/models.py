@@ -37,7 +37,8 @@ def checkpoints_table(cards: list[Card] | None = None) -> str:
     for c in cards:
         m = json.loads((c.folder / "metrics.json").read_text())
         rec, emb = m.get("reconstruction", {}), m.get("embedding", {})
-        rows.append(f"| `{c.name}` | {c.family} | {c.dataset} {c.image_shape[-2]}×{c.image_shape[-1]} | "
+        data = c.data_title or c.dataset
+        rows.append(f"| `{c.name}` | {c.family} | {cell(data)} {c.image_shape[-2]}×{c.image_shape[-1]} | "
                     f"{c.size} | {fmt(rec.get('mse'), 4)} ({fmt(rec.get('pca_mse'), 4)}) | "
                     f"{fmt(emb.get('knn_latent_full'))} | {cell(c.purpose or '—')} |")
     return "\n".join(rows)
@@ -45,8 +46,16 @@ def checkpoints_table(cards: list[Card] | None = None) -> str:
 
 # --- layout ------------------------------------------------------------------------------------
 
-def render(cards: list[Card]) -> None:
-    """The tab: two tables, no events."""
+def render(cards: list[Card], explored: bool = False) -> None:
+    """The tab: two tables, no events (``explored``: the models given to ``vaelab.explore``)."""
+    if explored:
+        with gr.Tab("Models"):
+            gr.Markdown("**The model explored here, and how well it does on your images.** Reconstruction error is "
+                        "measured on every fifth image (held out), against PCA fitted on the others with as many "
+                        "components as the latent has numbers (capped by how many images fitted it); k-NN accuracy "
+                        "classifies the held-out fifth by its neighbours among the rest (when the images have labels).")
+            gr.Markdown(checkpoints_table(cards), elem_classes=["vl-table"])
+        return
     with gr.Tab("Models"):
         gr.Markdown("**Every model this app ships, and how well it does on the test set.** Below them, "
                     "every variant the library can train.")
