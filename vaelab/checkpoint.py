@@ -70,6 +70,7 @@ def save_checkpoint(model, out_dir: str | os.PathLike, *, dataset: str | None = 
             "seed": seed,
             "vaelab_version": __version__,
             **({"purpose": previous["purpose"]} if "purpose" in previous else {}),
+            **({"custom_modules": model.custom_modules} if getattr(model, "custom_modules", None) else {}),
             **(extra or {}),
         }
         write_json(tmp / CONFIG, meta)
@@ -148,12 +149,28 @@ def describe(folder: str | os.PathLike, **fields) -> dict:
     return meta
 
 
-def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu"):
+def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu", *, modules: dict | None = None):
     """Rebuild the model saved in ``folder`` (in eval mode); needs only the folder. Extras saved
     beside the weights (a code prior in ``folder/prior/``) are attached by the model's
-    ``attach_extras`` hook."""
+    ``attach_extras`` hook. A model trained with your own encoder/decoder
+    (:mod:`vaelab.models.custom`) needs them again: ``modules={"encoder": MyEncoder(), ...}``,
+    fresh instances of the same classes (the weights come from the folder)."""
     folder = Path(folder)
-    model = build_model(read_config(folder), folder)
+    meta = read_config(folder)
+    model = build_model(meta, folder)
+    custom = meta.get("custom_modules") or {}
+    if custom or modules:
+        missing = sorted(set(custom) - set(modules or {}))
+        if missing:
+            wanted = ", ".join(f"{r}={custom[r].rsplit('.', 1)[-1]}(...)" for r in missing)
+            raise CheckpointError(f"{folder} was trained with your own {' and '.join(missing)} "
+                                  f"({', '.join(custom[r] for r in missing)}); pass modules={{...}} with {wanted}")
+        from vaelab.models.custom import plug
+
+        try:
+            plug(model, **{r: m for r, m in (modules or {}).items() if r in custom})
+        except (TypeError, ValueError) as error:
+            raise CheckpointError(f"{folder}: {error}") from None
     load_weights(model, folder, device, upgrade=model.upgrade_state_dict)
     model.attach_extras(folder, device)
     return model.to(device).eval()

@@ -287,6 +287,11 @@ def _diffusers_vq(model, shape, value_range, source) -> ExternalModel:
                          index_shape=tuple(h.shape[2:]))
 
 
+def source_of(model) -> str:
+    """What the model is, in words: an adapter's source, or the vaelab variant."""
+    return getattr(model.config, "source", "") or f"vaelab {getattr(model, 'variant', type(model).__name__)}"
+
+
 def load_model(spec: str):
     """A model from a command-line spec, not yet adapted:
 
@@ -453,7 +458,7 @@ def _one_image(im) -> torch.Tensor:
     """A PIL image, array or tensor -> ``(C, H, W)`` float in [0, 1]."""
     if hasattr(im, "convert") and hasattr(im, "size"):  # PIL
         im = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
-    t = torch.as_tensor(np.asarray(im)) if not isinstance(im, torch.Tensor) else im
+    t = torch.as_tensor(np.array(im)) if not isinstance(im, torch.Tensor) else im
     if t.dim() == 2:
         t = t[None]
     elif t.dim() == 3 and t.shape[0] not in (1, 3) and t.shape[-1] in (1, 3):
@@ -544,6 +549,12 @@ def embed(model, data, *, labels=None, max_images: int = MAX_IMAGES, batch_size:
 
     if latent_map not in ("flatten", "pool"):
         raise ExploreError('latent_map is "flatten" or "pool"')
+    if "image_shape" not in adapt_kwargs and isinstance(data, (torch.Tensor, np.ndarray, Images)):
+        try:
+            adapt_kwargs["image_shape"] = _image_shape(model, None)
+        except ExploreError:  # the model does not say: the images given do
+            adapt_kwargs["image_shape"] = tuple((data.x if isinstance(data, Images) else _as_batch(
+                torch.as_tensor(np.asarray(data[:1]) if isinstance(data, np.ndarray) else data[:1]))).shape[1:])
     m = adapt(model, **adapt_kwargs)
     m.eval()
     shape = tuple(m.config.image_shape)
@@ -618,7 +629,7 @@ def embed(model, data, *, labels=None, max_images: int = MAX_IMAGES, batch_size:
         emb["n_trust"] = n_trust
         for key, c2 in (("model", coords_model), ("pca", coords_pca)):
             emb[f"trust_{key}"] = metrics.trustworthiness(pixels[:n_trust], c2[:n_trust], 5)
-    results = {"variant": "external", "source": m.config.source, "dataset": data.source, "test_images": len(x),
+    results = {"variant": getattr(m, "variant", "external"), "source": source_of(m), "dataset": data.source, "test_images": len(x),
                "reconstruction": {"mse": mse, "pca_mse": pca_mse, "pca_dims": pca_dims, "pca_dims_wanted": int(wanted),
                                   "mse_ratio_to_pca": mse / pca_mse if pca_mse > 0 else None,
                                   "images": len(rec_idx), "pca_fitted_on": len(fit_rows)},

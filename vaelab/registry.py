@@ -79,11 +79,17 @@ def make_config(name: str, overrides: dict[str, Any] | None = None, *, tiny: boo
     return config_from_dict(entry.config_cls, values)
 
 
-def create(name: str, *, tiny: bool = False, **overrides):
-    """Build a fresh model of variant ``name``; keyword arguments override config fields."""
+def create(name: str, *, tiny: bool = False, encoder=None, decoder=None, **overrides):
+    """Build a fresh model of variant ``name``; keyword arguments override config fields.
+    ``encoder``/``decoder``: your own ``nn.Module`` in place of the built-in network (checked
+    against it: :mod:`vaelab.models.custom`)."""
     entry = get_entry(name)
     model = entry.model_cls(make_config(name, overrides, tiny=tiny))
     model.variant = name  # the checkpoint records it, so loading finds the class again
+    if encoder is not None or decoder is not None:
+        from vaelab.models.custom import plug
+
+        plug(model, encoder=encoder, decoder=decoder)
     return model
 
 

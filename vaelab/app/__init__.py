@@ -47,8 +47,11 @@ def header() -> str:
 def launch_options() -> dict:
     """What ``demo.launch(...)`` takes besides the server settings: the page's style, and no run
     history (Gradio would otherwise save every request — each slider drag, each stroke — in the
-    visitor's browser storage, rewriting a growing record on every event)."""
-    return {"css": PAGE_CSS, "run_history": False}
+    visitor's browser storage, rewriting a growing record on every event). Uploads (a checkpoint
+    zip) are refused by Gradio itself beyond the upload limit."""
+    from vaelab.app.upload import MAX_ZIP_BYTES
+
+    return {"css": PAGE_CSS, "run_history": False, "max_file_size": MAX_ZIP_BYTES}
 
 
 def explored_header(cards) -> str:
@@ -80,7 +83,7 @@ def build(cards=None, *, explored: bool = False) -> gr.Blocks:
         regulariser_loads = (regularisers.render(cards) or []) if not explored else []
         if not explored:
             train.render(mine)
-        models.render(cards, explored=explored)
+        models.render(cards, explored=explored, mine=None if explored else mine)
         with gr.Accordion("Running this app yourself?", open=False):
             gr.Markdown(host_instructions())
 

@@ -80,6 +80,8 @@ def read_card(ckpt: Path, name: str | None = None, title: str = "") -> Card | No
         info = read_info(ckpt)
     except (KeyError, ValueError, OSError, CheckpointError):
         return None  # a classifier, or a variant from a newer vaelab
+    if meta.get("custom_modules"):
+        return None  # trained with the user's own networks, whose code the app does not have
     config = meta.get("config", {})
     shapes = [tuple(s) for s in info["latent_shapes"]]
     gaussian = info["latent"] == "continuous" and info["variational"]

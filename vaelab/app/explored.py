@@ -22,7 +22,7 @@ from vaelab.app.catalogue import Card
 from vaelab.artifacts import save_artifacts, widen
 from vaelab.checkpoint import info_to_dict
 from vaelab.data import Dataset
-from vaelab.external import Embedding, embed
+from vaelab.external import Embedding, embed, source_of
 from vaelab.folders import write_json
 
 _ROOT: Path | None = None
@@ -45,13 +45,14 @@ def register(e: Embedding, name: str | None = None) -> Card:
     """Make the embedded model ``e`` loadable by the app under ``name`` (unique; from its source
     when not given). Returns its card."""
     m, info = e.model, e.model.info
-    base = _slug(name or m.config.source)
+    source = source_of(m)
+    base = _slug(name or source)
     taken = {c.name for c in catalogue.explored_cards()}
     name = base if base not in taken else next(f"{base}-{k}" for k in range(2, 10_000) if f"{base}-{k}" not in taken)
     folder = _root() / name
     folder.mkdir(parents=True, exist_ok=True)
     data_name = f"explored:{name}"
-    write_json(folder / "config.json", {"variant": "external", "source": m.config.source, "dataset": data_name,
+    write_json(folder / "config.json", {"variant": "external", "source": source, "dataset": data_name,
                                         "config": {"image_shape": list(m.config.image_shape)},
                                         "info": info_to_dict(info)})
     write_json(folder / "metrics.json", e.metrics)
@@ -61,7 +62,7 @@ def register(e: Embedding, name: str | None = None) -> Card:
     dims = info.latent_dim
     kind = "variational" if info.variational else ("discrete" if discrete else "deterministic")
     card = Card(name=name, folder=folder, variant="external", family="explored",
-                description=f"{m.config.source} ({kind} latent)", purpose="", dataset=data_name,
+                description=f"{source} ({kind} latent)", purpose="", dataset=data_name,
                 image_shape=(c, h, w), latent_dim=dims, variational=info.variational,
                 has_sliders=info.variational and not discrete,
                 size=f"discrete codes, K={info.codebook_size}" if discrete else f"{dims}-D",

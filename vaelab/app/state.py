@@ -10,8 +10,11 @@ latents); views that need the original images say why they are missing.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -138,6 +141,12 @@ def dataset(name: str):
             except (DatasetNotFoundError, ImportError, RuntimeError, OSError):
                 _DATA[name] = None
         return _DATA[name]
+
+
+def runs_dir() -> Path:
+    """Where models trained or uploaded in the app are written (``VAELAB_RUNS``, default a
+    temporary folder): one folder per browser session (and one for uploads)."""
+    return Path(os.environ.get("VAELAB_RUNS") or Path(tempfile.gettempdir()) / "vaelab-runs")
 
 
 def mnist_available() -> bool:

@@ -7,12 +7,18 @@ variant the registry knows, each trainable with ``python -m vaelab train NAME``.
 from __future__ import annotations
 
 import json
+import os
 
 import gradio as gr
 
-from vaelab.app.catalogue import Card, scan_checkpoints
-from vaelab.app.widgets import fmt
+from vaelab.app.catalogue import Card, register_trained, scan_checkpoints
+from vaelab.app.widgets import fmt, keyed
 from vaelab.paths import checkpoints_dir
+
+UPLOAD_NOTE = ("**Bring your own checkpoint.** Zip a checkpoint folder that vaelab wrote (`config.json`, "
+               "`model.safetensors`, and a `prior/` folder if it has one) and drop it here. It is checked, scored on "
+               "its dataset by this server, and then appears in every tab that applies — for you only, in this "
+               "page, until you close it. Nothing in the zip is run: weights are read from safetensors only.")
 
 
 def cell(text: str) -> str:
@@ -44,10 +50,29 @@ def checkpoints_table(cards: list[Card] | None = None) -> str:
     return "\n".join(rows)
 
 
+def load_upload(path, mine, progress=gr.Progress()) -> dict:
+    """An uploaded zip: check, score, and add the model to this session's pickers."""
+    from vaelab.app.state import runs_dir
+    from vaelab.app.upload import UploadError, describe_upload, receive, title_of
+
+    if not path:
+        return {"upload_status": "Choose a .zip of a checkpoint folder."}
+    try:
+        folder, meta = receive(path, runs_dir() / "uploads", progress=lambda f, text: progress(f, desc=text))
+    except UploadError as error:
+        raise gr.Error(f"Not loaded: {error}") from None
+    name = f"upload-{os.urandom(6).hex()}"
+    card = register_trained(folder, name, title_of(meta, os.path.basename(str(path))))
+    mine = [n for n in (mine or []) if n != name] + [name]
+    return {"mine": mine, "upload_status": f"**Loaded**: {describe_upload(folder)}. It is now in this page's model "
+                                           f"pickers as “{card.short_label}” (only for you)."}
+
+
 # --- layout ------------------------------------------------------------------------------------
 
-def render(cards: list[Card], explored: bool = False) -> None:
-    """The tab: two tables, no events (``explored``: the models given to ``vaelab.explore``)."""
+def render(cards: list[Card], explored: bool = False, mine=None) -> None:
+    """The tab: the tables, and (with ``mine``, the session's own models) the checkpoint upload
+    (``explored``: the models given to ``vaelab.explore``, no upload)."""
     if explored:
         with gr.Tab("Models"):
             gr.Markdown("**The model explored here, and how well it does on your images.** Reconstruction error is "
@@ -59,8 +84,18 @@ def render(cards: list[Card], explored: bool = False) -> None:
     with gr.Tab("Models"):
         gr.Markdown("**Every model this app ships, and how well it does on the test set.** Below them, "
                     "every variant the library can train.")
+        if mine is not None:
+            with gr.Accordion("Bring your own checkpoint", open=False, elem_id="upload-box"):
+                gr.Markdown(UPLOAD_NOTE)
+                with gr.Row():
+                    upload = gr.File(label="checkpoint folder, zipped (.zip)", file_types=[".zip"], type="filepath",
+                                     elem_id="upload-zip", scale=1)
+                    c = {"upload_status": gr.Markdown(elem_id="upload-status"), "mine": mine}
+            upload.upload(keyed(load_upload, c), [upload, mine], [c["upload_status"], mine],
+                          api_name="upload_checkpoint", concurrency_limit=1, concurrency_id="upload")
         gr.Markdown("Shipped checkpoints (test-set numbers from each `metrics.json`):")
         gr.Markdown(checkpoints_table(cards), elem_classes=["vl-table"])
         gr.Markdown("Every variant below trains with `python -m vaelab train NAME` and loads from its "
                     "checkpoint folder.")
         gr.Markdown(variants_table(), elem_classes=["vl-table"])
+

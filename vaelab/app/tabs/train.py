@@ -28,6 +28,7 @@ import numpy as np
 from vaelab import viz
 from vaelab.app.charts import line_chart
 from vaelab.app.pixel_image import PixelImage
+from vaelab.app.state import runs_dir
 from vaelab.app.widgets import LATEX
 from vaelab.jobs import QUEUED, RUNNING, Job, JobQueue, JobSpec
 
@@ -66,10 +67,6 @@ KEEP_RUNS = 6 * 3600  # seconds a job's folder is kept (a model still in a sessi
 TIME_LIMIT = env_number("VAELAB_TRAINING_MINUTES", 10) * 60
 QUEUE = JobQueue(max_running=MAX_RUNNING)
 JOBS: dict[str, Job] = {}  # id -> job, for the page's Stop / Resume / scrubber
-
-
-def runs_dir() -> Path:
-    return Path(os.environ.get("VAELAB_RUNS") or Path(tempfile.gettempdir()) / "vaelab-runs")
 
 
 # --- the knobs ---------------------------------------------------------------------------------

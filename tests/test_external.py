@@ -1,0 +1,372 @@
+"""Exploring models vaelab did not build: the adapters, the images, the embedding's numbers, your
+own encoder/decoder in a registered variant, and the ``explore`` command. Every model is tiny and
+randomly initialised here (no downloads); each number is recomputed independently."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import vaelab
+from vaelab import external as ex
+
+from .conftest import ROOT
+
+
+# --- small models defined here ---------------------------------------------------------------------
+
+class TinyAE(nn.Module):
+    """A plain autoencoder with encode/decode, 8×8 grey images, a 3-number code."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc, self.dec = nn.Linear(64, 3), nn.Linear(3, 64)
+
+    def encode(self, x):
+        return self.enc(x.flatten(1))
+
+    def decode(self, z):
+        return torch.sigmoid(self.dec(z)).reshape(-1, 1, 8, 8)
+
+
+class TinyVAE(TinyAE):
+    """``encode`` returns (mean, logvar): a variational one."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Linear(64, 6)
+
+    def encode(self, x):
+        mean, logvar = self.enc(x.flatten(1)).chunk(2, 1)
+        return mean, logvar
+
+
+class Renamed(nn.Module):
+    """Other names: needs encode=/decode= to say how."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = TinyAE()
+
+    def embed_images(self, x):
+        return self.inner.encode(x)
+
+    def draw(self, z):
+        return self.inner.decode(z)
+
+
+DIFFUSERS = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
+                 up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), layers_per_block=1,
+                 latent_channels=4, norm_num_groups=4, sample_size=16)
+
+
+def diffusers_kl():
+    diffusers = pytest.importorskip("diffusers", reason="diffusers is not installed (pip install -r requirements-dev.txt)")
+    torch.manual_seed(0)
+    return diffusers.AutoencoderKL(**DIFFUSERS).eval()
+
+
+def diffusers_vq():
+    diffusers = pytest.importorskip("diffusers", reason="diffusers is not installed (pip install -r requirements-dev.txt)")
+    torch.manual_seed(0)
+    return diffusers.VQModel(**DIFFUSERS, num_vq_embeddings=16, vq_embed_dim=4).eval()
+
+
+def pythae_vae():
+    models = pytest.importorskip("pythae.models", reason="pythae is not installed (pip install -r requirements-dev.txt)")
+    torch.manual_seed(0)
+    return models.VAE(models.VAEConfig(input_dim=(1, 28, 28), latent_dim=4)).eval()
+
+
+def blobs(n=120, size=16, seed=0):
+    """Coloured blobs on black, labelled by quadrant: images with structure, and classes."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    c, col = torch.rand(n, 2, generator=g), torch.rand(n, 3, 1, 1, generator=g)
+    blob = torch.exp(-((xx - c[:, 0, None, None]) ** 2 + (yy - c[:, 1, None, None]) ** 2) / 0.03)
+    return (blob[:, None] * col).clamp(0, 1), (c[:, 0] > 0.5).long() + 2 * (c[:, 1] > 0.5).long()
+
+
+# --- adapters ------------------------------------------------------------------------------------------
+
+def test_an_own_module_is_adapted_by_its_encode_and_decode():
+    net = TinyAE()
+    m = ex.adapt(net, image_shape=(1, 8, 8))
+    x = torch.rand(5, 1, 8, 8)
+    assert m.info.latent == "continuous" and not m.info.variational and not m.info.can_sample
+    assert m.info.latent_dim == 3
+    lat = m.encode(x)
+    assert torch.allclose(lat.z, net.encode(x)) and lat.mean is None
+    assert torch.allclose(m.reconstruct(x), net.decode(net.encode(x)))
+    with pytest.raises(TypeError, match="explored here, not trained"):
+        m.loss(x)
+
+
+def test_a_mean_and_logvar_pair_makes_it_variational_and_it_samples():
+    net = TinyVAE()
+    m = ex.adapt(net, image_shape=(1, 8, 8))
+    x = torch.rand(4, 1, 8, 8)
+    mean, logvar = net.encode(x)
+    lat = m.encode(x)
+    assert m.info.variational and m.info.can_sample
+    assert torch.allclose(lat.mean, mean) and torch.allclose(lat.logvar, logvar)
+    assert torch.allclose(m.reconstruct(x), net.decode(mean))  # the posterior mean is decoded
+    assert m.sample(3, generator=torch.Generator().manual_seed(0)).shape == (3, 1, 8, 8)
+
+
+def test_other_method_names_go_through_encode_and_decode_arguments():
+    net = Renamed()
+    with pytest.raises(ex.ExploreError, match="encode=... and decode="):
+        ex.adapt(net, image_shape=(1, 8, 8))
+    m = ex.adapt(net, image_shape=(1, 8, 8), encode="embed_images", decode=net.draw)
+    x = torch.rand(2, 1, 8, 8)
+    assert torch.allclose(m.reconstruct(x), net.draw(net.embed_images(x)))
+
+
+def test_diffusers_autoencoder_kl_gives_its_posterior_over_the_flattened_spatial_latent():
+    vae = diffusers_kl()
+    m = ex.adapt(vae)
+    assert tuple(m.config.image_shape) == (3, 16, 16) and m.value_range == (-1.0, 1.0)
+    x = torch.rand(3, 3, 16, 16)
+    with torch.no_grad():
+        dist = vae.encode(2 * x - 1).latent_dist  # diffusers works in −1…1
+        expected = ((vae.decode(dist.mean).sample + 1) / 2).clamp(0, 1)
+    lat = m.encode(x)
+    assert m.latent_shape == (4, 8, 8) and m.info.latent_dim == 256 and m.info.variational
+    assert torch.allclose(lat.mean, dist.mean.flatten(1)) and torch.allclose(lat.logvar, dist.logvar.flatten(1))
+    assert torch.allclose(m.reconstruct(x), expected, atol=1e-6)
+    assert torch.allclose(m.decode(lat.z), expected, atol=1e-6)  # a flat z is put back in its (4, 8, 8) shape
+
+
+def test_diffusers_vqmodel_gives_the_nearest_codes_and_decodes_edited_maps():
+    vq = diffusers_vq()
+    m = ex.adapt(vq)
+    x = torch.rand(2, 3, 16, 16)
+    lat = m.encode(x)
+    assert m.info.latent == "discrete" and m.info.codebook_size == 16 and m.info.index_shapes == ((8, 8),)
+    with torch.no_grad():
+        h = vq.encode(2 * x - 1).latents
+    e = vq.quantize.embedding.weight
+    d = ((h.permute(0, 2, 3, 1)[..., None, :] - e) ** 2).sum(-1)  # (B, 8, 8, K)
+    assert torch.equal(lat.indices, d.argmin(-1))  # the nearest code, recomputed here
+    edited = lat.indices.clone()
+    edited[0, 0, 0] = (edited[0, 0, 0] + 1) % 16
+    z = m.latent_from_indices(edited)
+    assert torch.allclose(z[0, :, 0, 0], e[edited[0, 0, 0]])
+    assert torch.allclose(m.decode(m.latent_from_indices(lat.indices)), m.reconstruct(x), atol=1e-6)
+    assert torch.equal(m.codebooks()[0], e.detach())
+
+
+def test_pythae_models_give_embedding_and_log_covariance():
+    model = pythae_vae()
+    m = ex.adapt(model)
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        out = model.encoder(x)
+        rec = model.decoder(out.embedding)["reconstruction"]
+    lat = m.encode(x)
+    assert m.info.variational and m.info.latent_dim == 4
+    assert torch.allclose(lat.mean, out.embedding) and torch.allclose(lat.logvar, out.log_covariance)
+    assert torch.allclose(m.reconstruct(x), rec.clamp(0, 1))
+
+
+# --- images ---------------------------------------------------------------------------------------------
+
+def _write(path, rgb):
+    Image.fromarray(rgb).save(path)
+
+
+def test_an_rgb_image_folder_is_resized_centre_cropped_and_labelled_by_sub_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    for cls, size in (("cats", (40, 30)), ("dogs", (24, 24))):
+        (tmp_path / cls).mkdir()
+        for k in range(3):
+            _write(tmp_path / cls / f"{k}.png", rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+    (tmp_path / "dogs" / "broken.png").write_bytes(b"not a png")
+    im = ex.images(tmp_path, (3, 16, 16), progress=False)
+    assert im.x.shape == (6, 3, 16, 16) and im.classes == ["cats", "dogs"]
+    assert im.labels.tolist() == [0, 0, 0, 1, 1, 1] and "1 unreadable" in im.source
+    assert 0 <= float(im.x.min()) and float(im.x.max()) <= 1
+    # the resize and crop, done here with PIL: shorter side to 16, then the centre 16×16
+    src = Image.open(tmp_path / "cats" / "0.png")  # 30 wide, 40 high
+    want = np.asarray(src.resize((16, round(40 * 16 / 30)), Image.BILINEAR), np.float32) / 255
+    top = (want.shape[0] - 16) // 2
+    got = im.x[0].permute(1, 2, 0).numpy()
+    assert np.abs(got - want[top:top + 16]).mean() < 0.03  # antialiased bilinear both ways
+    # grey for a grey model, an even spread under a cap
+    grey = ex.images(tmp_path, (1, 8, 8), max_images=3, progress=False)  # cats/0, dogs/0 and the broken file
+    assert grey.x.shape == (2, 1, 8, 8) and grey.labels.tolist() == [0, 1] and "1 unreadable" in grey.source
+
+
+def test_a_flat_folder_has_no_labels_and_bad_input_is_refused_with_a_reason(tmp_path):
+    for k in range(2):
+        _write(tmp_path / f"{k}.jpg", np.full((20, 20, 3), 40 * k, np.uint8))
+    im = ex.images(tmp_path, (3, 8, 8), progress=False)
+    assert im.classes == ["all"] and im.labels.tolist() == [0, 0]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for data, message in ((empty, "holds no images"), (tmp_path / "nope", "is not a folder"),
+                          (torch.full((2, 1, 8, 8), float("nan")), "NaN"), (torch.full((2, 1, 8, 8), 7.0), "pixel values"),
+                          (torch.rand(2, 5), "images come as"), (42, "cannot read images")):
+        with pytest.raises(ex.ExploreError, match=message):
+            ex.images(data, (1, 8, 8), progress=False)
+    with pytest.raises(ex.ExploreError, match="channels"):
+        ex.images(torch.rand(2, 4, 8, 8), (3, 8, 8), progress=False)
+
+
+def test_tensors_in_other_layouts_and_a_torchvision_style_dataset():
+    hwc = torch.randint(0, 256, (3, 8, 8, 3), dtype=torch.uint8)
+    im = ex.images(hwc, (3, 8, 8), progress=False)
+    assert torch.allclose(im.x, hwc.permute(0, 3, 1, 2).float() / 255)
+    signed = ex.images(torch.rand(2, 1, 8, 8) * 2 - 1, (1, 8, 8), progress=False)  # −1…1 is read as such
+    assert 0 <= float(signed.x.min())
+
+    class Pairs:
+        classes = ["a", "b"]
+
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return Image.fromarray(np.full((10, 10), 60 * i, np.uint8)), i % 2
+
+    im = ex.images(Pairs(), (1, 8, 8), progress=False)
+    assert im.x.shape == (4, 1, 8, 8) and im.labels.tolist() == [0, 1, 0, 1] and im.classes == ["a", "b"]
+    assert abs(float(im.x[3].mean()) - 180 / 255) < 1e-3
+
+
+# --- the embedding's numbers ------------------------------------------------------------------------------
+
+def test_the_embedding_numbers_are_recomputed_independently():
+    from sklearn.decomposition import PCA
+    from sklearn.neighbors import KNeighborsClassifier
+
+    torch.manual_seed(1)
+    net = TinyVAE()
+    x = torch.rand(200, 1, 8, 8)
+    y = (x.mean((1, 2, 3)) > 0.5).long()
+    e = ex.embed(net, x, labels=y, image_shape=(1, 8, 8), progress=False)
+    held = np.arange(200) % 5 == 0
+    mean, logvar = (t.detach() for t in net.encode(x))
+    # reconstruction error on the held-out fifth, the model's and PCA's (fitted on the rest) at 3 numbers
+    rec = net.decode(mean).detach()
+    assert e.metrics["reconstruction"]["mse"] == pytest.approx(float(((rec[held] - x[held]) ** 2).mean()), rel=1e-5)
+    pixels = x.flatten(1).numpy()
+    pca = PCA(3).fit(pixels[~held])
+    pca_rec = np.clip(pca.inverse_transform(pca.transform(pixels[held])), 0, 1)
+    assert e.metrics["reconstruction"]["pca_mse"] == pytest.approx(float(((pca_rec - pixels[held]) ** 2).mean()), rel=1e-4)
+    assert e.metrics["reconstruction"]["pca_dims"] == 3
+    # k-NN accuracy of the held-out fifth among the rest, in the full latent
+    knn = KNeighborsClassifier(5).fit(mean.numpy()[~held], y.numpy()[~held])
+    assert e.metrics["embedding"]["knn_latent_full"] == pytest.approx(knn.score(mean.numpy()[held], y.numpy()[held]))
+    # the KL per dimension, its order, the map as the latent's PCA
+    kl = (0.5 * (mean.double() ** 2 + logvar.double().exp() - 1 - logvar.double())).mean(0).numpy()
+    assert np.allclose(e.metrics["posterior"]["kl_per_dim"], kl)
+    assert e.metrics["posterior"]["dims_by_kl"] == list(np.argsort(-kl))
+    lat_pca = PCA(2).fit(mean.numpy())
+    c = e.arrays["coords_model"]
+    ref = lat_pca.transform(mean.numpy())
+    assert all(abs(np.corrcoef(c[:, k], ref[:, k])[0, 1]) > 0.999 for k in range(2))  # same axes up to sign
+    assert e.arrays["test_labels"].tolist() == y.tolist() and e.arrays["latent_test"].shape == (200, 3)
+
+
+def test_a_discrete_model_counts_its_codes_and_a_spatial_latent_says_how_it_is_mapped():
+    x, y = blobs()
+    e = ex.embed(diffusers_vq(), x, labels=y, progress=False)
+    idx = torch.as_tensor(e.arrays["indices_level0"]).long()
+    counts = torch.bincount(idx.reshape(-1), minlength=16)
+    assert e.arrays["usage_level0"].tolist() == counts.tolist()
+    assert e.metrics["codebook"]["used_codes"] == int((counts > 0).sum())
+    assert e.metrics["reconstruction"]["pca_dims_wanted"] == 64  # one PCA component per code position
+    flat = ex.embed(diffusers_kl(), x, labels=y, progress=False)
+    pooled = ex.embed(diffusers_kl(), x, labels=y, latent_map="pool", progress=False)
+    assert "flattened latent (4×8×8 = 256 numbers)" in flat.metrics["embedding"]["model_projection"]
+    assert "averaged over its 8×8 positions (4 numbers)" in pooled.metrics["embedding"]["model_projection"]
+    with pytest.raises(ex.ExploreError, match="flatten"):
+        ex.embed(diffusers_kl(), x, latent_map="sideways", progress=False)
+
+
+def test_a_model_that_gives_nan_latents_is_refused():
+    class Broken(TinyAE):
+        def encode(self, x):
+            return super().encode(x) * float("nan")
+
+    with pytest.raises(ex.ExploreError, match="NaN"):
+        ex.embed(Broken(), torch.rand(10, 1, 8, 8), image_shape=(1, 8, 8), progress=False)
+
+
+# --- your own encoder and decoder in a registered variant ---------------------------------------------
+
+class MyEncoder(nn.Module):
+    def __init__(self, d=3):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 2 * d))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class MyDecoder(nn.Module):
+    def __init__(self, d=3):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d, 32), nn.ReLU(), nn.Linear(32, 64), nn.Unflatten(1, (1, 8, 8)))
+
+    def forward(self, z):
+        return self.net(z)
+
+
+def test_a_vae_with_its_own_encoder_and_decoder_trains_saves_loads_and_explores(digits, tmp_path):
+    with pytest.raises(ValueError, match=r"needs \(2, 6\)"):
+        vaelab.create("vae", image_shape=digits.image_shape, latent_dim=3, encoder=MyEncoder(2))
+    torch.manual_seed(0)
+    model = vaelab.create("vae", image_shape=digits.image_shape, latent_dim=3, encoder=MyEncoder(), decoder=MyDecoder())
+    assert any(n.startswith("encoder.net.net") for n, _ in model.named_parameters())
+    history = vaelab.fit(model, digits.subset(400, 100), epochs=2, out_dir=tmp_path / "ck", batch_size=64)
+    assert len(history["epochs"]) == 2
+    from vaelab.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="pass modules"):
+        vaelab.load_checkpoint(tmp_path / "ck")
+    loaded = vaelab.load_checkpoint(tmp_path / "ck", modules={"encoder": MyEncoder(), "decoder": MyDecoder()})
+    x = digits.test_x[:8]
+    assert torch.allclose(loaded.reconstruct(x), model.eval().reconstruct(x))
+    e = ex.embed(loaded, digits, progress=False)
+    assert e.metrics["variant"] == "vae" and e.arrays["coords_model"].shape == (len(digits.test_x), 2)
+
+
+# --- the command line ------------------------------------------------------------------------------------
+
+def test_the_explore_command_embeds_a_checkpoint_over_an_image_folder(tmp_path):
+    for k in range(6):
+        _write(tmp_path / f"{k}.png", np.full((12, 12), 30 * k, np.uint8))
+    ck = ROOT / "checkpoints" / "digits-vae-2d"
+    if not (ck / "config.json").is_file():
+        pytest.skip("the shipped digits-vae-2d checkpoint is not in this checkout")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "vaelab", "explore", *a], cwd=ROOT,  # noqa: E731
+                                    capture_output=True, text=True, timeout=300)
+    ok = run(str(ck), "--data", str(tmp_path), "--no-launch")
+    assert ok.returncode == 0, ok.stderr
+    bad = run("nonsense:thing", "--no-launch")
+    assert bad.returncode == 2 and "is not a checkpoint folder" in bad.stderr
+
+
+def test_model_specs_load_local_diffusers_folders_and_your_own_code(tmp_path, monkeypatch):
+    vae = diffusers_kl()
+    vae.save_pretrained(tmp_path / "kl")  # what a Hub id resolves to, here without network
+    loaded = ex.load_model(f"diffusers:{tmp_path / 'kl'}")
+    x = torch.rand(1, 3, 16, 16)
+    assert torch.allclose(ex.adapt(loaded).reconstruct(x), ex.adapt(vae).reconstruct(x), atol=1e-6)
+    (tmp_path / "mymodels.py").write_text("import torch\n"
+                                          "def build():\n"
+                                          "    return torch.nn.Identity()\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert isinstance(ex.load_model("python:mymodels:build"), nn.Identity)
+    with pytest.raises(ex.ExploreError, match="could not load AutoencoderKL"):
+        ex.load_model(f"diffusers:{tmp_path / 'missing'}")
