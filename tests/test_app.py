@@ -6,6 +6,8 @@ import pytest
 
 from vaelab.registry import list_variants
 
+from .conftest import ROOT
+
 
 def test_variants_table_lists_the_registry():
     from vaelab.app.tabs.models import variants_table
@@ -78,6 +80,13 @@ def _endpoint_args(tmp_path):
                                                                  regularisers.contractive_models))
     knobs = {**{k.field: train.defaults("ae", "digits").get(k.field) for k in train.KNOBS}, "latent_dim": 2, "epochs": 3}
     knobs = [knobs[k.field] for k in train.KNOBS]
+    import zipfile
+
+    from gradio_client import handle_file
+    upload = tmp_path / "digits-ae-2d.zip"  # a shipped checkpoint, zipped as a user would
+    with zipfile.ZipFile(upload, "w") as archive:
+        for f in ("config.json", "model.safetensors"):
+            archive.write(ROOT / "checkpoints" / "digits-ae-2d" / f, f"digits-ae-2d/{f}")
     return {
         "/status": [],
         # in this order: a session's projection choices follow the model last shown
@@ -114,6 +123,7 @@ def _endpoint_args(tmp_path):
         # in this order: the session's job is started, replayed, stopped (already finished), resumed
         "/train_variant": ["vae", "digits"], "/train_dataset": ["ae", "digits"], "/train_check": ["ae", "digits", *knobs],
         "/train_start": ["ae", "digits", *knobs], "/train_scrub": [2], "/train_stop": [], "/train_resume": [],
+        "/upload_checkpoint": [handle_file(str(upload)), []],
         **({"/reg_den_model": [den[0], "masking", 0.3, 1, 0], "/reg_noise": [den[0], "gaussian", 0.3, 1, 0],
             "/reg_level": [den[0], "masking", 0.6, 1, 0], "/reg_den_image": [den[0], "masking", 0.3, 2, 0],
             "/reg_den_seed": [den[0], "masking", 0.3, 2, 4], "/init_regularisers_0": [den[0], "masking", 0.3, 0, 0]}

@@ -332,3 +332,78 @@ def test_models_tab(page, shots):
     page.wait_for_timeout(300)
     assert page.get_by_text("Shipped checkpoints (test-set").is_visible()
     page.screenshot(path=str(shots / "models.png"), full_page=True)
+
+
+def test_uploading_a_checkpoint_zip_adds_it_to_the_pickers(page, shots, tmp_path):
+    import zipfile
+
+    from .conftest import ROOT
+
+    archive = tmp_path / "my-model.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in ("config.json", "model.safetensors"):
+            z.write(ROOT / "checkpoints" / "digits-vae-2d" / f, f"my-model/{f}")
+    page.get_by_role("tab", name="Models").click()
+    page.locator("#upload-box").get_by_text("Bring your own checkpoint").click()
+    page.locator("#upload-zip input[type=file]").set_input_files(str(archive))
+    page.wait_for_function("() => document.querySelector('#upload-status').innerText.includes('Loaded')",
+                           timeout=120_000)
+    page.screenshot(path=str(shots / "upload.png"), full_page=True)
+    page.get_by_role("tab", name="Latent map").click()
+    page.locator("#map-model input").click()
+    options = page.locator("ul[role=listbox] li").all_inner_texts()
+    assert any("your vae (my-model" in t for t in options)
+    page.keyboard.press("Escape")
+
+
+@pytest.fixture(scope="module")
+def explored_url():
+    """An app over a model this test defines, on colour images (a second server)."""
+    import torch
+    from torch import nn
+
+    from vaelab.app import explored
+
+    from .test_external import blobs
+
+    class ColourAE(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.e, self.d = nn.Linear(3 * 16 * 16, 2), nn.Linear(2, 3 * 16 * 16)
+
+        def encode(self, x):
+            return self.e(x.flatten(1))
+
+        def decode(self, z):
+            return torch.sigmoid(self.d(z)).reshape(-1, 3, 16, 16)
+
+    x, y = blobs(300)
+    demo = explored.explore(ColourAE(), x, labels=y, name="colour ae", launch=False, progress=False)
+    demo.launch(prevent_thread_lock=True, quiet=True)
+    yield demo.local_url
+    demo.close()
+
+
+def test_an_explored_colour_model_in_the_browser(browser, explored_url, shots):
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    page.set_default_timeout(TIMEOUT)
+    page.goto(explored_url)
+    page.wait_for_selector(MAP + "[data-state=ready]", timeout=120_000)
+    tabs = page.get_by_role("tab").all_inner_texts()
+    assert tabs == ["Latent map", "Draw", "Models"]
+    # the legend names the classes, the hover shows the image in colour
+    assert page.locator("#map-canvas .lc-legend").inner_text().split()[:4] == ["0", "1", "2", "3"]
+    at = _point(page, 11)
+    page.mouse.move(at["x"] + 30, at["y"] + 30)
+    page.mouse.move(at["x"], at["y"], steps=3)
+    page.wait_for_function("() => { const i = document.querySelector('#map-canvas .lc-tip img');"
+                           " return i && !i.hidden && i.src.startsWith('data:image/png'); }")
+    assert "class" in page.locator("#map-canvas .lc-tip").inner_text()
+    page.mouse.click(at["x"], at["y"])
+    page.wait_for_function("() => document.body.innerText.includes('class') && "
+                           "document.body.innerText.includes('Test image #')")
+    page.screenshot(path=str(shots / "explored.png"), full_page=True)
+    page.get_by_role("tab", name="Draw").click()
+    assert page.get_by_text("Drawing is for digit models").is_visible()
+    page.close()

@@ -84,8 +84,9 @@ def build(cards=None, *, explored: bool = False) -> gr.Blocks:
         if not explored:
             train.render(mine)
         models.render(cards, explored=explored, mine=None if explored else mine)
-        with gr.Accordion("Running this app yourself?", open=False):
-            gr.Markdown(host_instructions())
+        if not explored:
+            with gr.Accordion("Running this app yourself?", open=False):
+                gr.Markdown(host_instructions())
 
         demo.load(first_line, outputs=status, api_name="status")
         if map_load:

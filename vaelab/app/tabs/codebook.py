@@ -189,8 +189,9 @@ def replay_svg(names: list[str], width: int = 520, height: int = 200) -> str:
         if recs:
             series.append((n, [r["codes"][0]["used_codes"] for r in recs], m.info.codebook_size))
     if not series:
-        return ('<p class="vl-small">No shipped model recorded its code use per epoch yet (training does '
-                'from now on: retrain with <code>python -m vaelab zoo --only vq-vae vq-vae-no-restart</code>).</p>')
+        return ('<p class="vl-small">None of these models recorded its code use per epoch (vaelab\'s training '
+                'records it: <code>python -m vaelab zoo --only vq-vae vq-vae-no-restart</code> retrains the '
+                'shipped pair).</p>')
     L, B, T, R = 40, 26, 10, 110
     n_ep = max(len(s[1]) for s in series)
     k = max(s[2] for s in series)
@@ -218,7 +219,8 @@ def replay_epoch(name: str, epoch) -> dict:
     m = load(name)
     recs = history_codes(m)
     if not recs:
-        return {"epoch_usage": f'<p class="vl-small">{name} was trained before code use was recorded per epoch.</p>',
+        return {"epoch_usage": f'<p class="vl-small">{load(name).card.display} has no per-epoch record of its code '
+                                f'use (it was trained elsewhere, or before vaelab recorded it).</p>',
                 "epoch": gr.update(visible=False)}
     try:
         e = int(epoch or len(recs))
