@@ -74,9 +74,14 @@ def main() -> None:
         write_patches(folder)
     import vaelab
     from vaelab.external import images
+    saved = folder.parent / (folder.name + "-vae")
+    if (saved / "config.json").is_file():  # trained by an earlier run
+        from diffusers import AutoencoderKL
 
-    data = images(folder, (3, 32, 32))
-    vae = train(data.x, args.steps)
+        vae = AutoencoderKL.from_pretrained(saved).eval()
+    else:
+        vae = train(images(folder, (3, 32, 32)).x, args.steps)
+        vae.save_pretrained(saved)
     vaelab.explore(vae, folder, name="sd-style VAE on photo patches", launch=not args.no_launch,
                    server_port=args.port)
 

@@ -4,9 +4,13 @@
     python app.py &                      # or any running copy of the app
     python assets/screenshots.py [--url http://127.0.0.1:7860/] [--out assets/screenshots]
 
+    python assets/explore_example.py &   # an explored colour model (port 7870)
+    python assets/screenshots.py --explored --url http://127.0.0.1:7870/
+
 Each tab is shown as a user would first see it (the first screen, not the whole page): the latent
 map after hovering a point, the sliders after one slider moved, the draw tab after drawing a 7.
-Files: ``<tab>-<width>x<height>.png``.
+Files: ``<tab>-<width>x<height>.png``; with ``--explored``, ``explore-<tab>-<width>x<height>.png`` of
+the tabs such an app has (the map after a point is picked, the sliders, the models).
 """
 
 from __future__ import annotations
@@ -92,10 +96,43 @@ def shoot(page, out: Path, w: int, h: int) -> list[Path]:
     return files
 
 
+def shoot_explored(page, out: Path, w: int, h: int) -> list[Path]:
+    files = []
+    page.set_viewport_size({"width": w, "height": h})
+    page.wait_for_selector("#map-canvas .lc[data-state=ready]", timeout=120_000)
+    page.wait_for_timeout(1000)
+    at = page.locator("#map-canvas .lc").evaluate("r => r.pointOnScreen(0, 40)")
+    page.mouse.click(at["x"], at["y"])
+    page.wait_for_timeout(1500)
+    at = page.locator("#map-canvas .lc").evaluate("r => r.pointOnScreen(0, 123)")
+    page.mouse.move(at["x"], at["y"])
+    page.wait_for_timeout(800)
+    files.append(out / f"explore-map-{w}x{h}.png")
+    page.screenshot(path=str(files[-1]))
+    page.mouse.move(1, 1)
+    page.locator("#map-recon").scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    files.append(out / f"explore-pick-{w}x{h}.png")
+    page.screenshot(path=str(files[-1]))
+    page.evaluate("window.scrollTo(0, 0)")
+    for name, key in (("Latent sliders", "sliders"), ("Models", "models")):
+        if page.get_by_role("tab", name=name).count() == 0 and w >= 500:
+            continue
+        try:
+            tab(page, name)
+        except Exception:  # this app has no such tab
+            continue
+        page.wait_for_timeout(2500)
+        files.append(out / f"explore-{key}-{w}x{h}.png")
+        page.screenshot(path=str(files[-1]))
+    return files
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:7860/")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "screenshots"))
+    parser.add_argument("--explored", action="store_true", help="the app opened by vaelab.explore")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -107,7 +144,7 @@ def main() -> None:
             page = browser.new_page(viewport={"width": w, "height": h}, device_scale_factor=1,
                                     is_mobile=w < 500, has_touch=w < 500)
             page.goto(args.url)
-            for f in shoot(page, out, w, h):
+            for f in (shoot_explored if args.explored else shoot)(page, out, w, h):
                 print(f)
             page.close()
         browser.close()

@@ -46,9 +46,11 @@ def register(e: Embedding, name: str | None = None) -> Card:
     when not given). Returns its card."""
     m, info = e.model, e.model.info
     source = source_of(m)
-    base = _slug(name or source)
+    given = (name or "").strip()
+    base = _slug(given or source)
     taken = {c.name for c in catalogue.explored_cards()}
     name = base if base not in taken else next(f"{base}-{k}" for k in range(2, 10_000) if f"{base}-{k}" not in taken)
+    title = (given if name == base else f"{given} ({name.rsplit('-', 1)[-1]})") if given else ""
     folder = _root() / name
     folder.mkdir(parents=True, exist_ok=True)
     data_name = f"explored:{name}"
@@ -66,7 +68,7 @@ def register(e: Embedding, name: str | None = None) -> Card:
                 image_shape=(c, h, w), latent_dim=dims, variational=info.variational,
                 has_sliders=info.variational and not discrete,
                 size=f"discrete codes, K={info.codebook_size}" if discrete else f"{dims}-D",
-                data_title=e.data.source)
+                data_title=e.data.source, title=title)
     x, y = e.data.x, e.data.labels
     dataset = Dataset(data_name, x, y, x, y, source=e.data.source, num_classes=max(1, len(e.data.classes)))
     pca = state.PCA(e.pca_mean, e.pca_basis)

@@ -38,11 +38,20 @@ def dim_is_active(m: Loaded, d: int) -> bool:
     return kl >= KL_INACTIVE_NATS and var > ACTIVE_UNIT_THRESHOLD
 
 
+def dim_name(m: Loaded, d: int) -> str:
+    """``z7``; for a spatial latent (channels, rows, columns) flattened, where the number sits:
+    ``z[2, 1, 7]`` (channel 2, row 1, column 7)."""
+    shape = getattr(m.model, "latent_shape", ())
+    if len(shape) == 3:
+        return "z[" + ", ".join(str(int(i)) for i in np.unravel_index(d, shape)) + "]"
+    return f"z{d}"
+
+
 def dim_label(m: Loaded, d: int) -> str:
     kl = m.metrics.get("posterior", {}).get("kl_per_dim", [float("nan")] * m.card.latent_dim)[d]
     if dim_is_active(m, d):
-        return f"z{d} · KL {kl:.2f} nats"
-    return f"z{d} · inactive (collapsed, KL {kl:.3f})"
+        return f"{dim_name(m, d)} · KL {kl:.2f} nats"
+    return f"{dim_name(m, d)} · inactive (collapsed, KL {kl:.3f})"
 
 
 def start_latent(m: Loaded, start: str, index: int) -> np.ndarray:
