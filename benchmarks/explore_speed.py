@@ -24,12 +24,14 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
 def small_kl():
@@ -59,16 +61,20 @@ def ours(vae, x: torch.Tensor, labels: torch.Tensor, batch: int):
 
 def handler_times(name: str, reps: int = 15) -> dict[str, float]:
     """Medians (ms) of the latent map's server work for model ``name``."""
-    from vaelab.app import latent_canvas
+    from vaelab.app import latent_canvas, state
     from vaelab.app.tabs import latent_map
 
+    m = state.load(name)
     out = {}
     for label, fn in (("map points (once per model and view)", lambda k: latent_canvas.map_points({"model": name, "view": "pca"})),
                       ("pick: the image row", lambda k: latent_map.pick_row(name, 3 + k)),
+                      ("  of which the model's own encode + decode of the image",
+                       lambda k: m.model.reconstruct(state.test_image(m, 3 + k))),
                       ("hover: thumbnail", lambda k: latent_canvas.map_thumb({"model": name, "index": 5 + k}))):
         fn(0)  # warm
         times = []
         for k in range(reps):
+            torch.set_grad_enabled(False)
             t = time.perf_counter()
             fn(k)
             times.append((time.perf_counter() - t) * 1000)

@@ -370,3 +370,16 @@ def test_model_specs_load_local_diffusers_folders_and_your_own_code(tmp_path, mo
     assert isinstance(ex.load_model("python:mymodels:build"), nn.Identity)
     with pytest.raises(ex.ExploreError, match="could not load AutoencoderKL"):
         ex.load_model(f"diffusers:{tmp_path / 'missing'}")
+
+
+@pytest.mark.parametrize("pixels", [300, 3000])
+def test_pca_directions_match_scikit_learn_through_either_route(pixels):
+    """Up to 2,048 pixels through the covariance, beyond through the rows' Gram matrix."""
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(0)
+    x = rng.random((400, pixels)) * np.linspace(1, 0.05, pixels)  # distinct variances: unique directions
+    mean, basis = ex.pca_fit(x, 20)
+    ref = PCA(20, svd_solver="full").fit(x)
+    assert np.allclose(mean, ref.mean_)
+    assert np.allclose(np.abs((basis * ref.components_).sum(1)), 1, atol=1e-8)  # the same directions, up to sign

@@ -40,7 +40,7 @@ from vaelab.models.base import AutoEncoder, BaseConfig, Latent, LossOutput, Mode
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MAX_IMAGES = 5000  # images embedded by default: the map stays quick and memory modest
-RECON_IMAGES = 1000  # held-out images the reconstruction errors are measured on (decoding is the slow half)
+RECON_IMAGES = 500  # held-out images the reconstruction errors are measured on (decoding is the slow half)
 
 
 class ExploreError(ValueError):
@@ -523,19 +523,23 @@ class Embedding:
 
 
 def pca_fit(x: np.ndarray, components: int, max_rows: int = 2000) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and the first ``components`` principal directions of the rows of ``x`` (fitted on up
-    to ``max_rows`` of them): exact through the covariance for up to 2,048 pixels, else by a
-    randomized SVD (Halko et al. 2011, ``torch.pca_lowrank``)."""
-    rows = torch.as_tensor(x[:max_rows], dtype=torch.float64)
+    """Mean and the first ``components`` principal directions of the rows of ``x``, exactly:
+    through the pixel covariance for up to 2,048 pixels (fitted on up to ``max_rows`` rows), else
+    through the rows' Gram matrix (the dual form: as many directions as rows, at most), fitted on
+    up to 1,000 rows so large images stay quick."""
+    rows = torch.as_tensor(x[:max_rows if x.shape[1] <= 2048 else min(max_rows, 1000)], dtype=torch.float64)
     mean = rows.mean(0)
     centred = rows - mean
     k = max(1, min(int(components), *centred.shape))
     if centred.shape[1] <= 2048:
         values, vectors = torch.linalg.eigh(centred.T @ centred)
         basis = vectors[:, -k:].flip(1).T
-    else:
-        _, _, v = torch.pca_lowrank(centred, q=min(k + 10, *centred.shape), center=False, niter=4)
-        basis = v[:, :k].T
+    else:  # the eigenvectors of X Xᵀ, mapped back: v = Xᵀu / ‖Xᵀu‖
+        values, u = torch.linalg.eigh(centred @ centred.T)
+        keep = values.flip(0)[:k] > values.max() * 1e-10
+        u = u.flip(1)[:, :k][:, keep]
+        basis = (centred.T @ u).T
+        basis = basis / basis.norm(dim=1, keepdim=True)
     return mean.numpy(), basis.contiguous().numpy()
 
 
