@@ -199,6 +199,9 @@ def test_an_rgb_image_folder_is_resized_centre_cropped_and_labelled_by_sub_folde
     top = (want.shape[0] - 16) // 2
     got = im.x[0].permute(1, 2, 0).numpy()
     assert np.abs(got - want[top:top + 16]).mean() < 0.03  # antialiased bilinear both ways
+    # embedded straight from the folder by a colour model
+    e = ex.embed(diffusers_kl(), tmp_path, progress=False)
+    assert e.arrays["coords_model"].shape == (6, 2) and e.arrays["test_labels"].tolist() == [0, 0, 0, 1, 1, 1]
     # grey for a grey model, an even spread under a cap
     grey = ex.images(tmp_path, (1, 8, 8), max_images=3, progress=False)  # cats/0, dogs/0 and the broken file
     assert grey.x.shape == (2, 1, 8, 8) and grey.labels.tolist() == [0, 1] and "1 unreadable" in grey.source
@@ -338,6 +341,11 @@ def test_a_vae_with_its_own_encoder_and_decoder_trains_saves_loads_and_explores(
     assert torch.allclose(loaded.reconstruct(x), model.eval().reconstruct(x))
     e = ex.embed(loaded, digits, progress=False)
     assert e.metrics["variant"] == "vae" and e.arrays["coords_model"].shape == (len(digits.test_x), 2)
+    import gradio as gr
+
+    demo = vaelab.explore(loaded, digits, name="my own networks", launch=False, progress=False)
+    tabs = [b.label for b in demo.blocks.values() if isinstance(b, gr.Tab)]
+    assert "Latent map" in tabs and "Latent sliders" in tabs  # a VAE: the sliders apply
 
 
 # --- the command line ------------------------------------------------------------------------------------
