@@ -669,7 +669,47 @@ def add_explore(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
 
 
-SETUP = {"explore": add_explore, "list": add_list, "train": add_train, "eval": add_eval, "bench": add_bench, "zoo": add_zoo,
+@command("space", "put the app on a Hugging Face Space: assemble what it needs and upload it "
+                  "(--dry-run lists the files and writes them to a folder, uploading nothing)")
+def cmd_space(args) -> int:
+    import tempfile
+
+    from vaelab.space import assemble, describe, requirements, upload
+
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", args.repo_id):
+        print(f"error: a Space is named OWNER/NAME (e.g. your-name/vaelab), not {args.repo_id!r}", file=sys.stderr)
+        return 2
+    folder = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="vaelab-space-"))
+    try:
+        entries = assemble(folder, gpu=args.gpu)
+    except FileExistsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(describe(entries))
+    print("\nrequirements.txt:\n" + requirements(args.gpu))
+    if args.dry_run:
+        print(f"Assembled in {folder}; nothing uploaded (dry run).")
+        return 0
+    try:
+        url = upload(folder, args.repo_id, private=args.private, hardware=args.hardware)
+    except Exception as error:  # network, authentication, permissions: the hub's own message says which
+        print(f"error: the upload to {args.repo_id} failed: {type(error).__name__}: {error}\n"
+              "A write token is needed: set HF_TOKEN or run `huggingface-cli login`.", file=sys.stderr)
+        return 1
+    print(f"Uploaded: {url} (the Space builds in a few minutes)")
+    return 0
+
+
+def add_space(p: argparse.ArgumentParser) -> None:
+    p.add_argument("repo_id", help="the Space, OWNER/NAME (created if it does not exist)")
+    p.add_argument("--dry-run", action="store_true", help="list and assemble the files, upload nothing")
+    p.add_argument("--out", default=None, help="assemble into this new folder (default: a temporary one)")
+    p.add_argument("--gpu", action="store_true", help="GPU hardware: keep PyPI's CUDA torch (default: CPU wheels)")
+    p.add_argument("--hardware", default=None, help="request Space hardware, e.g. cpu-basic, t4-small")
+    p.add_argument("--private", action="store_true", help="create the Space private")
+
+
+SETUP = {"space": add_space, "explore": add_explore, "list": add_list, "train": add_train, "eval": add_eval, "bench": add_bench, "zoo": add_zoo,
          "train-classifier": add_train_classifier, "train-prior": add_train_prior, "sample": add_sample}
 
 
