@@ -123,7 +123,7 @@ def _endpoint_args(tmp_path):
         # in this order: the session's job is started, replayed, stopped (already finished), resumed
         "/train_variant": ["vae", "digits"], "/train_dataset": ["ae", "digits"], "/train_check": ["ae", "digits", *knobs],
         "/train_start": ["ae", "digits", *knobs], "/train_scrub": [2], "/train_stop": [], "/train_resume": [],
-        "/upload_checkpoint": [handle_file(str(upload)), []],
+        "/upload_checkpoint": [handle_file(str(upload)), []], "/load_from_hub": ["someone/not-on-this-machine", []],
         **({"/reg_den_model": [den[0], "masking", 0.3, 1, 0], "/reg_noise": [den[0], "gaussian", 0.3, 1, 0],
             "/reg_level": [den[0], "masking", 0.6, 1, 0], "/reg_den_image": [den[0], "masking", 0.3, 2, 0],
             "/reg_den_seed": [den[0], "masking", 0.3, 2, 4], "/init_regularisers_0": [den[0], "masking", 0.3, 0, 0]}
@@ -144,6 +144,10 @@ def test_every_named_endpoint_answers_through_gradio_client(app_url, tmp_path):
     args = _endpoint_args(tmp_path)
     assert set(named) == set(args), "every endpoint needs a case here"
     for name, values in args.items():
+        if name == "/load_from_hub":  # no network here: a clear refusal (tests/test_hub.py loads from a cache)
+            with pytest.raises(Exception, match="could not be downloaded"):
+                client.predict(*values, api_name=name)
+            continue
         result = client.predict(*values, api_name=name)
         assert result is not None, name
     seen, recons, *_ = client.predict(*args["/draw"], api_name="/draw")

@@ -154,8 +154,15 @@ def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu
     beside the weights (a code prior in ``folder/prior/``) are attached by the model's
     ``attach_extras`` hook. A model trained with your own encoder/decoder
     (:mod:`vaelab.models.custom`) needs them again: ``modules={"encoder": MyEncoder(), ...}``,
-    fresh instances of the same classes (the weights come from the folder)."""
+    fresh instances of the same classes (the weights come from the folder). ``folder`` may also
+    be a Hugging Face Hub model id, ``"owner/name"``, pushed with ``vaelab push``: the folder is
+    downloaded through ``huggingface_hub`` first (:mod:`vaelab.hub`)."""
     folder = Path(folder)
+    if not folder.exists():
+        from vaelab.hub import download, is_repo_id
+
+        if is_repo_id(str(folder)):
+            folder = download(str(folder))
     meta = read_config(folder)
     model = build_model(meta, folder)
     custom = meta.get("custom_modules") or {}

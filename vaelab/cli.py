@@ -627,7 +627,10 @@ def cmd_explore(args) -> int:
         import torch
         torch.set_num_threads(args.threads)
     try:
-        model = load_model(args.model)
+        from vaelab.hub import download, is_repo_id
+
+        spec = str(download(args.model)) if is_repo_id(args.model) else args.model  # a vaelab model on the Hub
+        model = load_model(spec)
         data = args.data
         if data is None:
             from vaelab.data import find_dataset
@@ -635,7 +638,7 @@ def cmd_explore(args) -> int:
 
             if not isinstance(model, AutoEncoder):
                 raise ExploreError("--data is needed: a folder of images for this model")
-            meta = json.loads((Path(args.model) / "config.json").read_text())
+            meta = json.loads((Path(spec) / "config.json").read_text())
             data = find_dataset(meta.get("dataset") or "digits", args.data_dir)
         from vaelab.app.explored import explore
 
@@ -709,7 +712,43 @@ def add_space(p: argparse.ArgumentParser) -> None:
     p.add_argument("--private", action="store_true", help="create the Space private")
 
 
-SETUP = {"space": add_space, "explore": add_explore, "list": add_list, "train": add_train, "eval": add_eval, "bench": add_bench, "zoo": add_zoo,
+@command("push", "upload a checkpoint folder to the Hugging Face Hub with a model card "
+                 "(--dry-run writes the card and lists the files, uploading nothing)")
+def cmd_push(args) -> int:
+    import tempfile
+
+    from vaelab.checkpoint import CheckpointError
+    from vaelab.hub import REPO_ID, push
+
+    if not REPO_ID.match(args.repo_id):
+        print(f"error: a Hub model is named OWNER/NAME, not {args.repo_id!r}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="vaelab-push-")) / "model"
+    try:
+        files, url = push(Path(args.checkpoint), args.repo_id, out=out, private=args.private, dry_run=args.dry_run)
+    except (FileNotFoundError, FileExistsError, CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # network, authentication, permissions: the hub's own message says which
+        print(f"error: the upload to {args.repo_id} failed: {type(error).__name__}: {error}\n"
+              "A write token is needed: set HF_TOKEN or run `huggingface-cli login`.", file=sys.stderr)
+        return 1
+    for f in files:
+        print(f"  {f.relative_to(out)}")
+    print(f"Staged in {out}." + (" Nothing uploaded (dry run)." if url is None else f" Uploaded: {url}"))
+    print(f'Load it with vaelab.load_checkpoint("{args.repo_id}").')
+    return 0
+
+
+def add_push(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="a checkpoint folder")
+    p.add_argument("repo_id", help="the Hub model, OWNER/NAME (created if it does not exist)")
+    p.add_argument("--dry-run", action="store_true", help="write the card and list the files; upload nothing")
+    p.add_argument("--out", default=None, help="stage the files in this new folder (default: a temporary one)")
+    p.add_argument("--private", action="store_true", help="create the model private")
+
+
+SETUP = {"push": add_push, "space": add_space, "explore": add_explore, "list": add_list, "train": add_train, "eval": add_eval, "bench": add_bench, "zoo": add_zoo,
          "train-classifier": add_train_classifier, "train-prior": add_train_prior, "sample": add_sample}
 
 

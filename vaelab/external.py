@@ -295,7 +295,7 @@ def source_of(model) -> str:
 def load_model(spec: str):
     """A model from a command-line spec, not yet adapted:
 
-    - a vaelab checkpoint folder (``runs/vae``);
+    - a vaelab checkpoint folder (``runs/vae``), or one pushed to the Hub (``owner/name``);
     - ``diffusers:ID`` — an ``AutoencoderKL`` from a local folder or (with network) a Hub model
       id, e.g. ``diffusers:stabilityai/sd-vae-ft-mse``; ``diffusers-vq:ID`` a ``VQModel``, with
       ``ID#subfolder`` for a model inside a pipeline's repository (``…#vae``, ``…#vqvae``);
@@ -334,7 +334,9 @@ def load_model(spec: str):
             raise ExploreError(f"{spec}: {error}") from None
         return fn()
     folder = Path(spec)
-    if (folder / "config.json").is_file():
+    from vaelab.hub import is_repo_id
+
+    if (folder / "config.json").is_file() or is_repo_id(spec):  # a folder, or a vaelab model on the Hub
         from vaelab.checkpoint import CheckpointError, load_checkpoint
 
         try:

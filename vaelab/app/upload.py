@@ -151,14 +151,73 @@ def check_model(folder: Path):
 def receive(zip_path, root: Path, progress=None) -> tuple[Path, dict]:
     """Unpack, check and score an uploaded checkpoint in a new folder under ``root``; returns the
     folder and its config. ``progress(fraction, text)`` hears about each step."""
+    say = progress or (lambda *_: None)
+    folder = _new_folder(root, "upload")
+    say(0.05, "checking the zip")
+    unpack(zip_path, folder)
+    return _admit(folder, say)
+
+
+def receive_hub(repo_id: str, root: Path, progress=None) -> tuple[Path, dict]:
+    """A checkpoint pushed to the Hugging Face Hub (``vaelab push``), by its id: downloaded,
+    copied under ``root`` with the same checks as a zip's files, then checked and scored."""
+    from vaelab.hub import REPO_ID, download
+
+    say = progress or (lambda *_: None)
+    repo_id = (repo_id or "").strip()
+    if not REPO_ID.match(repo_id):
+        raise UploadError(f"A Hub model is named owner/name (e.g. someone/vae-mnist), not “{repo_id[:80]}”.")
+    say(0.05, f"downloading {repo_id}")
+    try:
+        src = download(repo_id)
+    except Exception as error:  # not found, private, offline: huggingface_hub says which
+        raise UploadError(f"{repo_id} could not be downloaded ({type(error).__name__}: {str(error)[:200]}).") from None
+    folder = _new_folder(root, "hub")
+    try:
+        _copy_checked(src, folder)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return _admit(folder, say)
+
+
+def _new_folder(root: Path, kind: str) -> Path:
+    return Path(root) / f"{kind}-{time.strftime('%H%M%S')}-{os.urandom(3).hex()}"
+
+
+def _copy_checked(src: Path, dest: Path) -> None:
+    """A downloaded folder's checkpoint files, under the zip's rules (kinds, sizes, no links)."""
+    total = 0
+    files = [p for p in sorted(Path(src).rglob("*")) if p.is_file() or p.is_symlink()]
+    wanted = []
+    for p in files:
+        rel = p.relative_to(src)
+        if rel.name in NOT_SCORED or rel.name == "README.md" or p.suffix.lower() == ".png":
+            continue  # recomputed here, or the card's own
+        if p.suffix.lower() not in ALLOWED_SUFFIXES:
+            raise UploadError(f"“{rel}” is not part of a vaelab checkpoint; nothing was loaded.")
+        size = p.stat().st_size  # the hub's cache links to its blobs: the size is the blob's
+        if size > MAX_FILE_BYTES:
+            raise UploadError(f"“{rel}” is {size / 2**20:.0f} MB, more than a checkpoint file here may be.")
+        total += size
+        wanted.append((p, rel))
+    if total > MAX_UNPACKED_BYTES:
+        raise UploadError(f"The model is {total / 2**20:.0f} MB; the limit is {MAX_UNPACKED_BYTES // 2**20} MB.")
+    if not any(rel.as_posix() == "model.safetensors" for _, rel in wanted):
+        raise UploadError("That model has no model.safetensors: it is not a vaelab checkpoint (push one with "
+                          "`python -m vaelab push FOLDER owner/name`).")
+    dest.mkdir(parents=True)
+    for p, rel in wanted:
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(p, dest / rel)  # follows the cache's links: plain files here
+
+
+def _admit(folder: Path, say) -> tuple[Path, dict]:
+    """Check the model in ``folder`` and score it on its dataset (folder removed on failure)."""
     from vaelab.app.state import dataset
     from vaelab.evaluate import EvalSettings, evaluate
     from vaelab.jobs import QUICK_EVAL
 
-    say = progress or (lambda *_: None)
-    folder = root / f"upload-{time.strftime('%H%M%S')}-{os.urandom(3).hex()}"
-    say(0.05, "checking the zip")
-    unpack(zip_path, folder)
     try:
         model, meta = check_model(folder)
         name = meta.get("dataset") or "digits"

@@ -16,7 +16,8 @@ from vaelab.app.widgets import fmt, keyed
 from vaelab.paths import checkpoints_dir
 
 UPLOAD_NOTE = ("**Bring your own checkpoint.** Zip a checkpoint folder that vaelab wrote (`config.json`, "
-               "`model.safetensors`, and a `prior/` folder if it has one) and drop it here. It is checked, scored on "
+               "`model.safetensors`, and a `prior/` folder if it has one) and drop it here, or give the id of one "
+               "pushed to the Hub with `python -m vaelab push`. It is checked, scored on "
                "its dataset by this server, and then appears in every tab that applies — for you only, in this "
                "page, until you close it. Nothing in the zip is run: weights are read from safetensors only.")
 
@@ -53,7 +54,7 @@ def checkpoints_table(cards: list[Card] | None = None) -> str:
 def load_upload(path, mine, progress=gr.Progress()) -> dict:
     """An uploaded zip: check, score, and add the model to this session's pickers."""
     from vaelab.app.state import runs_dir
-    from vaelab.app.upload import UploadError, describe_upload, receive, title_of
+    from vaelab.app.upload import UploadError, receive
 
     if not path:
         return {"upload_status": "Choose a .zip of a checkpoint folder."}
@@ -61,8 +62,26 @@ def load_upload(path, mine, progress=gr.Progress()) -> dict:
         folder, meta = receive(path, runs_dir() / "uploads", progress=lambda f, text: progress(f, desc=text))
     except UploadError as error:
         raise gr.Error(f"Not loaded: {error}") from None
+    return _adopt_upload(folder, meta, os.path.basename(str(path)), mine)
+
+
+def load_hub(repo_id, mine, progress=gr.Progress()) -> dict:
+    """A Hub model id: download, check, score, and add the model to this session's pickers."""
+    from vaelab.app.state import runs_dir
+    from vaelab.app.upload import UploadError, receive_hub
+
+    try:
+        folder, meta = receive_hub(repo_id, runs_dir() / "uploads", progress=lambda f, text: progress(f, desc=text))
+    except UploadError as error:
+        raise gr.Error(f"Not loaded: {error}") from None
+    return _adopt_upload(folder, meta, repo_id.strip(), mine)
+
+
+def _adopt_upload(folder, meta, source: str, mine) -> dict:
+    from vaelab.app.upload import describe_upload, title_of
+
     name = f"upload-{os.urandom(6).hex()}"
-    card = register_trained(folder, name, title_of(meta, os.path.basename(str(path))))
+    card = register_trained(folder, name, title_of(meta, source))
     mine = [n for n in (mine or []) if n != name] + [name]
     return {"mine": mine, "upload_status": f"**Loaded**: {describe_upload(folder)}. It is now in this page's model "
                                            f"pickers as “{card.short_label}” (only for you)."}
@@ -90,9 +109,15 @@ def render(cards: list[Card], explored: bool = False, mine=None) -> None:
                 with gr.Row():
                     upload = gr.File(label="checkpoint folder, zipped (.zip)", file_types=[".zip"], type="filepath",
                                      elem_id="upload-zip", scale=1)
-                    c = {"upload_status": gr.Markdown(elem_id="upload-status"), "mine": mine}
+                    with gr.Column(scale=1):
+                        hub_id = gr.Textbox(label="or a model pushed to the Hugging Face Hub (owner/name)",
+                                            placeholder="someone/vae-mnist", elem_id="upload-hub", max_length=120)
+                        hub_load = gr.Button("Load from the Hub", elem_id="upload-hub-load")
+                c = {"upload_status": gr.Markdown(elem_id="upload-status"), "mine": mine}
             upload.upload(keyed(load_upload, c), [upload, mine], [c["upload_status"], mine],
                           api_name="upload_checkpoint", concurrency_limit=1, concurrency_id="upload")
+            gr.on([hub_load.click, hub_id.submit], keyed(load_hub, c), [hub_id, mine], [c["upload_status"], mine],
+                  api_name="load_from_hub", concurrency_limit=1, concurrency_id="upload")
         gr.Markdown("Shipped checkpoints (test-set numbers from each `metrics.json`):")
         gr.Markdown(checkpoints_table(cards), elem_classes=["vl-table"])
         gr.Markdown("Every variant below trains with `python -m vaelab train NAME` and loads from its "
