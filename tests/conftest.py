@@ -8,6 +8,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# the app fetches MNIST in the background when it is missing; the suite never downloads
+# (tests/app/test_fetch.py turns it on against a loopback server)
+os.environ.setdefault("VAELAB_FETCH", "0")
 torch.set_num_threads(1)  # tiny models gain nothing from more; CI machines have 2 cores
 
 SHARED_DATA = ROOT.parent / "shared" / "data"

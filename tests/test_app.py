@@ -27,6 +27,10 @@ def test_status_says_what_data_is_available(monkeypatch, tmp_path):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     (raw / "t10k-images-idx3-ubyte").write_bytes(b"")
+    assert "no copy of MNIST" in dataset_status()  # the training images are needed too
+    from vaelab.app.state import MNIST_FILES
+    for f in MNIST_FILES:
+        (raw / f).write_bytes(b"")
     assert dataset_status().startswith("The MNIST test images are on this server")
     # visitors see no setting and no server path; the host's instructions have both
     for line in (dataset_status(),):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import gradio as gr
 
 from vaelab.app.catalogue import scan_checkpoints
-from vaelab.app.state import dataset_status, host_instructions, warm_up
+from vaelab.app.state import dataset_status, fetch_running, host_instructions, start_fetch, warm_up
 from vaelab.app.tabs import beta, codebook, draw, gumbel, latent_map, models, regularisers, sliders, train
 
 # Small type for secondary lines; a compact header so each tab's main figure fits a 1280×720
@@ -69,6 +69,7 @@ def build(cards=None, *, explored: bool = False) -> gr.Blocks:
     cards = scan_checkpoints() if cards is None else list(cards)
     if not explored:
         warm_up([n for n in (latent_map.default_model(cards), sliders.default_model(cards)) if n])
+        start_fetch()  # MNIST, when it is not on disk and there is network: in the background
     title = "vaelab: explore autoencoder latent spaces"
     first_line = (lambda: explored_header(cards)) if explored else header
     with gr.Blocks(title=title) as demo:
@@ -89,6 +90,10 @@ def build(cards=None, *, explored: bool = False) -> gr.Blocks:
                 gr.Markdown(host_instructions())
 
         demo.load(first_line, outputs=status, api_name="status")
+        if not explored:  # while MNIST downloads, the banner follows it; the timer stops when it is done
+            ticker = gr.Timer(3.0, active=fetch_running())
+            ticker.tick(lambda: (header(), gr.Timer(active=fetch_running())), outputs=[status, ticker],
+                        show_progress="hidden", api_visibility="private", queue=False)
         if map_load:
             demo.load(*map_load, api_name="init_latent_map")
         if sliders_load:

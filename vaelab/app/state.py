@@ -149,20 +149,87 @@ def runs_dir() -> Path:
     return Path(os.environ.get("VAELAB_RUNS") or Path(tempfile.gettempdir()) / "vaelab-runs")
 
 
+MNIST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+
+
 def mnist_available() -> bool:
+    """All four MNIST files are in the data folder (torchvision's layout)."""
     from vaelab.data import data_dir
 
-    return (data_dir() / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file()
+    raw = data_dir() / "MNIST" / "raw"
+    return all((raw / f).is_file() for f in MNIST_FILES)
+
+
+# --- fetching MNIST in the background (a Space has network and no data on disk) -------------------
+
+_FETCH: dict = {"state": "idle", "reason": "", "started": 0.0}  # idle | fetching | done | failed | offline
+
+
+def offline() -> bool:
+    """No network to use: ``HF_HUB_OFFLINE=1`` (as on an offline machine) or ``VAELAB_OFFLINE=1``."""
+    return any(os.environ.get(k, "").lower() in ("1", "true", "yes") for k in ("HF_HUB_OFFLINE", "VAELAB_OFFLINE"))
+
+
+def fetch_running() -> bool:
+    return _FETCH["state"] == "fetching"
+
+
+def start_fetch() -> threading.Thread | None:
+    """With no MNIST on disk, download it through torchvision into the data folder in a background
+    thread (start-up never waits); when it is done the views that need it light up (the cached
+    "not here" is forgotten). Offline, or with ``VAELAB_FETCH=0``, nothing is fetched and
+    :func:`dataset_status` says so."""
+    if mnist_available() or fetch_running():
+        return None
+    if offline() or os.environ.get("VAELAB_FETCH", "1") == "0":
+        _FETCH.update(state="offline", reason="this server is offline" if offline() else "fetching is turned off")
+        return None
+    import time
+
+    _FETCH.update(state="fetching", reason="", started=time.time())
+
+    def run():
+        from vaelab.data import data_dir
+
+        try:
+            import torchvision.datasets as tvd
+
+            for train in (False, True):  # the test images first: the views need those
+                tvd.MNIST(root=str(data_dir()), train=train, download=True)
+        except Exception as error:  # no route, a mirror down, a full disk: the banner says which
+            _FETCH.update(state="failed", reason=f"{type(error).__name__}: {str(error)[:160]}")
+            return
+        with _LOCK:
+            _DATA.pop("mnist", None)
+            _PCA.pop("mnist", None)
+        _FETCH.update(state="done" if mnist_available() else "failed",
+                      reason="" if mnist_available() else "the files did not arrive whole")
+        if mnist_available():
+            dataset("mnist")  # loaded now rather than by the next visitor's click
+
+    thread = threading.Thread(target=run, name="vaelab-fetch-mnist", daemon=True)
+    thread.start()
+    return thread
 
 
 def dataset_status() -> str:
     """One line for visitors on what this server's data allows, without loading it. It names no
     setting and no path: those are for whoever hosts the app (:func:`host_instructions`)."""
+    import time
+
     if mnist_available():
         return ("The MNIST test images are on this server: originals, neighbours and PCA rebuilds "
                 "appear beside each model's.")
-    return ("This server has no copy of MNIST: MNIST models show what their evaluation cached and still "
-            "decode and draw, without original images or PCA; the 8×8 digits models work in full.")
+    missing = ("MNIST models show what their evaluation cached and still decode and draw, without original "
+               "images or PCA; the 8×8 digits models work in full.")
+    if _FETCH["state"] == "fetching":
+        return (f"Downloading MNIST in the background ({time.time() - _FETCH['started']:.0f} s so far): originals, "
+                "neighbours and PCA rebuilds appear when it is done. Until then, " + missing[0].lower() + missing[1:])
+    if _FETCH["state"] == "failed":
+        return f"This server has no copy of MNIST and could not download it ({_FETCH['reason']}): {missing}"
+    if _FETCH["state"] == "offline":
+        return f"This server has no copy of MNIST ({_FETCH['reason']}): {missing}"
+    return f"This server has no copy of MNIST: {missing}"
 
 
 def host_instructions() -> str:
