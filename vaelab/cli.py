@@ -399,6 +399,12 @@ def run_zoo(args) -> int:
         return 0
     try:
         zoo.run(args.only, args.resume, not args.no_eval, args.threads, args.data_dir)
+        from vaelab import gallery
+
+        if args.data_dir:
+            os.environ["VAELAB_DATA"] = args.data_dir
+        print("gallery:")
+        gallery.build()  # the pictures follow the retrained models
     except (KeyError, DatasetNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -748,7 +754,24 @@ def add_push(p: argparse.ArgumentParser) -> None:
     p.add_argument("--private", action="store_true", help="create the model private")
 
 
-SETUP = {"push": add_push, "space": add_space, "explore": add_explore, "list": add_list, "train": add_train, "eval": add_eval, "bench": add_bench, "zoo": add_zoo,
+@command("gallery", "draw each family's shipped models: test images, their reconstructions, prior samples "
+                    "(assets/gallery/, shown in the README)")
+def cmd_gallery(args) -> int:
+    from vaelab import gallery
+
+    if args.data_dir:
+        os.environ["VAELAB_DATA"] = args.data_dir
+    files = gallery.build(Path(args.out) if args.out else gallery.OUT)
+    print(f"{len(files)} pictures written.")
+    return 0
+
+
+def add_gallery(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default=None, help="folder for the pictures (default assets/gallery)")
+    p.add_argument("--data-dir", default=None, help="where MNIST is (default $VAELAB_DATA)")
+
+
+SETUP = {"gallery": add_gallery, "push": add_push, "space": add_space, "explore": add_explore, "list": add_list, "train": add_train, "eval": add_eval, "bench": add_bench, "zoo": add_zoo,
          "train-classifier": add_train_classifier, "train-prior": add_train_prior, "sample": add_sample}
 
 

@@ -103,32 +103,10 @@ give this id to "Bring your own checkpoint".
 
 
 def sample_picture(folder: Path):
-    """Eight test images over their reconstructions (and eight prior samples when the model can
-    sample) as a uint8 image, or ``None`` when its dataset is not on this machine."""
-    import numpy as np
-    import torch
+    """Test images, their reconstructions and prior samples (:func:`vaelab.gallery.picture`)."""
+    from vaelab.gallery import picture
 
-    from vaelab import viz
-    from vaelab.checkpoint import load_checkpoint
-    from vaelab.data import DatasetNotFoundError, load_dataset
-
-    meta = json.loads((Path(folder) / "config.json").read_text())
-    model = load_checkpoint(folder)
-    try:
-        data = load_dataset(meta.get("dataset") or "digits", download=False)
-    except (DatasetNotFoundError, ValueError):
-        return None
-    x = data.test_x[:8]
-    y = data.test_y[:8] if model.info.conditional else None
-    rows = [x, model.reconstruct(x, y).clamp(0, 1)]
-    if model.info.can_sample:
-        try:
-            rows.append(model.sample(8, y, generator=torch.Generator().manual_seed(0)).clamp(0, 1))
-        except Exception:  # e.g. a discrete model whose prior needs more than this
-            pass
-    with torch.no_grad():
-        images = [im for row in rows for im in row]
-    return np.asarray(viz.grid_image(images, cols=8, pixels=8 * 64, pad=1))
+    return picture(folder)
 
 
 def stage(folder: Path, out: Path, repo_id: str) -> list[Path]:
