@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -55,16 +56,97 @@ def _ordinary_permissions(folder: Path) -> None:
         os.chmod(path, (0o755 if path.is_dir() else 0o644) & ~mask)
 
 
+CRASH_AT = "VAELAB_CRASH_AT"  # fault injection for the tests: a save stage at which to kill the process
+
+
+def _stage(name: str) -> None:
+    """A point in a save where a crash is survivable; with ``VAELAB_CRASH_AT=name`` the process
+    is killed there (``SIGKILL``: no cleanup runs), so tests can crash every stage on purpose."""
+    if os.environ.get(CRASH_AT) == name:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2`` with ``RENAME_EXCHANGE``): at no moment is
+    either path missing. False where the system cannot (then the caller renames twice)."""
+    if os.environ.get("VAELAB_NO_EXCHANGE") == "1" or not hasattr(os, "sched_getaffinity"):  # Linux only
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if fn(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
+        return True
+    return False  # e.g. a file system without it: the two-rename path below
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _leftovers(out: Path) -> list[Path]:
+    """Folders a crashed save left beside ``out`` (``.NAME.tmp-*``, ``.NAME.old-PID``) whose
+    process is gone."""
+    found = []
+    for p in out.parent.glob(f".{out.name}.*"):
+        m = re.fullmatch(rf"\.{re.escape(out.name)}\.(tmp|old)-(\w+)", p.name)
+        if not m:
+            continue
+        pid = int(m[2]) if m[2].isdigit() else None
+        if pid is None or pid == os.getpid() or not _alive(pid):
+            found.append(p)
+    return found
+
+
+def recover(out: str | os.PathLike) -> bool:
+    """Undo a save that crashed between its two renames: ``out`` is missing and the previous
+    version waits in ``.NAME.old-PID``: it is put back (the newest, when several). Leftovers of
+    crashed saves beside an existing ``out`` are removed. Returns True when a folder was put back."""
+    out = Path(out)
+    if not out.parent.is_dir():
+        return False
+    leftovers = _leftovers(out)
+    restored = False
+    if not out.exists():
+        olds = sorted((p for p in leftovers if ".old-" in p.name), key=lambda p: p.stat().st_mtime)
+        if olds:
+            os.replace(olds[-1], out)
+            leftovers.remove(olds[-1])
+            restored = True
+            import logging
+            logging.getLogger(__name__).warning("%s: a save was interrupted; the previous version was restored", out)
+    for p in leftovers:
+        shutil.rmtree(p, ignore_errors=True)
+    return restored
+
+
 @contextmanager
 def atomic_folder(out: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder beside ``out``; when the block succeeds it replaces ``out`` by
-    rename (with ordinary permissions), when it fails it is removed and ``out`` is untouched."""
+    """Yield a temporary folder beside ``out``; when the block succeeds it replaces ``out`` (with
+    ordinary permissions), when it fails it is removed and ``out`` is untouched. The swap is one
+    exchange where the system has it, so ``out`` never goes missing; otherwise two renames, and a
+    crash between them is undone by :func:`recover` (which every load calls)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    recover(out)  # a crashed save of this folder before: put back or clean up
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         yield tmp
         _ordinary_permissions(tmp)
+        _stage("written")
         _swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -72,12 +154,18 @@ def atomic_folder(out: str | os.PathLike) -> Iterator[Path]:
 
 
 def _swap_in(tmp: Path, out: Path) -> None:
-    """Replace ``out`` by ``tmp`` with renames; the old folder is removed only afterwards."""
+    """Replace ``out`` by ``tmp``; the old folder is removed only afterwards."""
+    if out.exists() and _exchange(tmp, out):
+        _stage("swapped")
+        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old version
+        return
     old = None
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         os.replace(out, old)
+        _stage("old-moved")  # out is missing here: recover() puts old back
     os.replace(tmp, out)
+    _stage("swapped")
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -134,8 +222,11 @@ def read_json(folder: str | os.PathLike, name: str, default=None):
 
 
 def read_folder_config(folder: str | os.PathLike, what: str = "vaelab checkpoint") -> dict:
-    """``folder/config.json``, or a :class:`CheckpointError` saying what is missing."""
+    """``folder/config.json``, or a :class:`CheckpointError` saying what is missing. A save of
+    this folder that crashed mid-swap is undone first (:func:`recover`)."""
     folder = Path(folder)
+    if not folder.exists():
+        recover(folder)
     meta = read_json(folder, CONFIG)
     if meta is None:
         raise CheckpointError(f"{folder} is not a {what}: it has no {CONFIG}. "
