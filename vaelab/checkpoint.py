@@ -13,6 +13,7 @@ the model contract's ``attach_extras`` hook: this module imports no subsystem.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shutil
 from pathlib import Path
@@ -118,15 +119,121 @@ def read_config(folder: str | os.PathLike) -> dict:
     return read_folder_config(folder, "vaelab checkpoint")
 
 
-def build_model(meta: dict, folder: str | os.PathLike = "?"):
-    """A fresh model (random weights) from a checkpoint's config.json contents."""
+MAX_PARAMETERS = 200_000_000  # far above any model here; a config asking for more is refused unbuilt
+# sane ranges for the fields every config shares (a field outside is refused before anything is built)
+BOUNDS = {"latent_dim": (0, 65_536), "num_classes": (1, 100_000), "codebook_size": (1, 1_048_576)}
+CHOICES = {"likelihood": ("bernoulli", "gaussian", "mse"), "backbone": ("mlp", "conv")}
+
+
+def _check_type(name: str, value, annotation) -> None:
+    """``value`` fits the dataclass field's annotation (int, float, bool, str, tuples of ints)."""
+    import typing
+
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is bool:
+        ok = isinstance(value, bool)
+    elif annotation is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif annotation is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    elif annotation is str:
+        ok = isinstance(value, str) and len(value) <= 500
+    elif origin is tuple:
+        ok = isinstance(value, (list, tuple)) and len(value) <= 64 and all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 1_000_000 for v in value)
+    elif origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        ok = value is None or any(_fits(value, a) for a in args if a is not type(None))
+    else:
+        ok = True  # a field of a kind this check does not know: the model's own checks apply
+    if not ok:
+        raise CheckpointError(f"config field {name!r} = {str(value)[:80]!r} is not a valid {getattr(annotation, '__name__', annotation)}")
+
+
+def _fits(value, annotation) -> bool:
+    try:
+        _check_type("", value, annotation)
+        return True
+    except CheckpointError:
+        return False
+
+
+def validate_config(entry, values: dict, where: str = "config.json") -> None:
+    """The stored config against the variant's dataclass, before anything is built: known
+    fields, their types, sane sizes. Raises :class:`CheckpointError` naming the file and field."""
+    import typing
+
+    if not isinstance(values, dict):
+        raise CheckpointError(f"{where}: its config is not a JSON object")
+    hints = typing.get_type_hints(entry.config_cls)
+    for name, value in values.items():
+        if name not in hints:
+            raise CheckpointError(f"{where}: {entry.name} has no config field {name!r}")
+        try:
+            _check_type(name, value, hints[name])
+        except CheckpointError as error:
+            raise CheckpointError(f"{where}: {error}") from None
+        lo, hi = BOUNDS.get(name, (None, None))
+        if lo is not None and isinstance(value, int) and not lo <= value <= hi:
+            raise CheckpointError(f"{where}: config field {name!r} = {value} is outside {lo}…{hi}")
+        if name in CHOICES and value not in CHOICES[name]:
+            raise CheckpointError(f"{where}: config field {name!r} = {value!r} is not one of {', '.join(CHOICES[name])}")
+    shape = values.get("image_shape")
+    if shape is not None and (len(shape) != 3 or shape[0] not in (1, 3) or not all(1 <= s <= 1024 for s in shape[1:])):
+        raise CheckpointError(f"{where}: config field 'image_shape' = {shape} is not (1 or 3 channels, height, width)")
+
+
+def build_model(meta: dict, folder: str | os.PathLike = "?", device: str | torch.device | None = None):
+    """A fresh model (random weights) from a checkpoint's config.json contents, its config
+    checked first (:func:`validate_config`); ``device="meta"`` builds it without memory."""
     try:
         entry = get_entry(meta["variant"])
     except KeyError as error:
         raise CheckpointError(f"{folder}: {error.args[0]}") from None
-    model = entry.model_cls(config_from_dict(entry.config_cls, meta.get("config", {})))
+    except TypeError:
+        raise CheckpointError(f"{folder}: config.json names no variant") from None
+    values = meta.get("config", {})
+    validate_config(entry, values, f"{folder}/config.json")
+    try:
+        with torch.device(device) if device is not None else _nullcontext():
+            model = entry.model_cls(config_from_dict(entry.config_cls, values))
+    except CheckpointError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, RuntimeError, RecursionError, OverflowError) as error:
+        raise CheckpointError(f"{folder}/config.json does not describe a buildable {entry.name}: "
+                              f"{type(error).__name__}: {error}") from None
     model.variant = entry.name
     return model
+
+
+def _nullcontext():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def check_weights_fit(folder: Path, meta: dict) -> None:
+    """Before allocating anything: the model the config describes, built without memory
+    (PyTorch's ``meta`` device), is of a sane size and its tensors' names and shapes are those
+    in the safetensors file's header."""
+    from safetensors import safe_open
+
+    probe = build_model(meta, folder, device="meta")
+    n = sum(p.numel() for p in probe.parameters())
+    if n > MAX_PARAMETERS:
+        raise CheckpointError(f"{folder}/config.json describes {n:,} parameters; at most {MAX_PARAMETERS:,} load")
+    path = Path(folder) / WEIGHTS
+    try:
+        with safe_open(str(path), "pt") as f:
+            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as error:  # not a safetensors file, truncated, a lying header
+        raise CheckpointError(f"{path} is not a readable safetensors file: {error}") from None
+    stored = probe.upgrade_state_dict(stored) if stored else stored
+    own = {k: tuple(t.shape) for k, t in probe.state_dict().items()}
+    wrong = [k for k in own.keys() & stored.keys() if own[k] != stored[k]]
+    if wrong:
+        k = sorted(wrong)[0]
+        raise CheckpointError(f"{path}: {k} has shape {stored[k]} but the config gives {own[k]}"
+                              + (f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""))
 
 
 def read_info(folder: str | os.PathLike) -> dict:
@@ -164,6 +271,8 @@ def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu
         if is_repo_id(str(folder)):
             folder = download(str(folder))
     meta = read_config(folder)
+    if not meta.get("custom_modules"):  # your own networks are built by you: checked when plugged in
+        check_weights_fit(folder, meta)
     model = build_model(meta, folder)
     custom = meta.get("custom_modules") or {}
     if custom or modules:
@@ -179,5 +288,8 @@ def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu
         except (TypeError, ValueError) as error:
             raise CheckpointError(f"{folder}: {error}") from None
     load_weights(model, folder, device, upgrade=model.upgrade_state_dict)
+    bad = [n for n, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise CheckpointError(f"{folder}/{WEIGHTS} holds NaN or infinite values ({', '.join(bad[:3])})")
     model.attach_extras(folder, device)
     return model.to(device).eval()

@@ -217,8 +217,8 @@ def read_json(folder: str | os.PathLike, name: str, default=None):
         return default
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"{path} is not valid JSON ({error})") from error
+    except (ValueError, RecursionError) as error:  # invalid JSON, bad UTF-8, nesting too deep
+        raise CheckpointError(f"{path} is not valid JSON ({type(error).__name__}: {str(error)[:200]})") from None
 
 
 def read_folder_config(folder: str | os.PathLike, what: str = "vaelab checkpoint") -> dict:

@@ -151,8 +151,8 @@ def test_a_valid_checkpoint_zip_loads_through_the_upload(trained, tmp_path, monk
 
 @pytest.mark.parametrize("case, message", [
     ("not a zip", "not a zip"), ("traversal", "points outside"), ("pickle", "nothing executable or pickled"),
-    ("no weights", "no model.safetensors"), ("two", "one checkpoint folder"), ("huge config", "parameters"),
-    ("wrong weights", "do not fit"), ("unknown variant", "unknown variant"), ("bomb", "more than a checkpoint file"),
+    ("no weights", "no model.safetensors"), ("two", "one checkpoint folder"), ("huge config", "latent_dim"), ("wide config", "parameters"),
+    ("wrong weights", "but the config gives"), ("unknown variant", "unknown variant"), ("bomb", "more than a checkpoint file"),
 ])
 def test_an_invalid_zip_is_refused_with_a_message(case, message, trained, tmp_path, monkeypatch):
     monkeypatch.setenv("VAELAB_RUNS", str(tmp_path / "runs"))
@@ -169,9 +169,10 @@ def test_an_invalid_zip_is_refused_with_a_message(case, message, trained, tmp_pa
             f.writestr("ck/config.json", json.dumps(config))
     elif case == "two":
         _zip(trained, z, {"other/config.json": "{}", "other/model.safetensors": b""})
-    elif case in ("huge config", "unknown variant"):
-        bad = dict(config, config={**config["config"], "latent_dim": 10**9}) if case == "huge config" else \
-            dict(config, variant="no-such-thing")
+    elif case in ("huge config", "unknown variant", "wide config"):
+        bad = (dict(config, config={**config["config"], "latent_dim": 10**9}) if case == "huge config" else
+               dict(config, config={**config["config"], "hidden": [60_000, 60_000]}) if case == "wide config" else
+               dict(config, variant="no-such-thing"))
         with zipfile.ZipFile(z, "w") as f:
             f.writestr("x/config.json", json.dumps(bad))
             f.writestr("x/model.safetensors", (trained / "model.safetensors").read_bytes())

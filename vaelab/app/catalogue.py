@@ -68,20 +68,30 @@ def short_description(text: str) -> str:
 def read_card(ckpt: Path, name: str | None = None, title: str = "") -> Card | None:
     """The card of the evaluated checkpoint in ``ckpt`` (``config.json`` + weights + metrics +
     artifacts) whose variant this library knows; ``None`` otherwise."""
-    from vaelab.checkpoint import CheckpointError, read_info
-    from vaelab.registry import get_entry
-
     if ckpt.name.startswith(".") or not all((ckpt / f).is_file() for f in
                                             ("config.json", "model.safetensors", "metrics.json", "artifacts.safetensors")):
         return None  # still training, or not evaluated yet
     try:
-        meta = json.loads((ckpt / "config.json").read_text())
-        entry = get_entry(meta["variant"])
-        info = read_info(ckpt)
-    except (KeyError, ValueError, OSError, CheckpointError):
-        return None  # a classifier, or a variant from a newer vaelab
+        return _card(ckpt, name, title)
+    except KeyError:
+        return None  # a variant from a newer vaelab
+    except Exception as error:  # a malformed folder: skipped, and the others still show
+        import logging
+        logging.getLogger(__name__).warning("skipping the checkpoint %s: %s: %s", ckpt.name, type(error).__name__, error)
+        return None
+
+
+def _card(ckpt: Path, name: str | None, title: str) -> Card | None:
+    from vaelab.checkpoint import read_info
+    from vaelab.registry import get_entry
+
+    meta = json.loads((ckpt / "config.json").read_text())
+    if not isinstance(meta, dict) or "variant" not in meta:
+        return None  # a classifier, or not a model
     if meta.get("custom_modules"):
         return None  # trained with the user's own networks, whose code the app does not have
+    entry = get_entry(meta["variant"])
+    info = read_info(ckpt)
     config = meta.get("config", {})
     shapes = [tuple(s) for s in info["latent_shapes"]]
     gaussian = info["latent"] == "continuous" and info["variational"]

@@ -115,37 +115,33 @@ def unpack(zip_path: str | os.PathLike, dest: Path) -> Path:
 
 
 def check_model(folder: Path):
-    """Build the checkpoint's model without memory first (PyTorch's ``meta`` device) to bound
-    its size, then load it for real; returns the model. Errors say what is wrong."""
-    import torch
-
-    from vaelab.checkpoint import CheckpointError, build_model, load_checkpoint, read_config
+    """Check the checkpoint before anything is allocated (its config against the variant's
+    fields and bounds, its size on PyTorch's ``meta`` device, its tensors' shapes against the
+    weights file's header), then load it; returns the model and its config. Errors say what is
+    wrong."""
+    from vaelab.checkpoint import CheckpointError, build_model, check_weights_fit, load_checkpoint, read_config
 
     try:
         meta = read_config(folder)
-    except CheckpointError as error:
-        raise UploadError(str(error)) from None
-    if "custom_modules" in meta:
-        raise UploadError("It was trained with your own encoder/decoder modules, whose code is not on this server: "
-                          "explore it with vaelab.explore on your machine.")
-    try:
-        with torch.device("meta"):
-            probe = build_model(meta, folder.name)
-        n = sum(p.numel() for p in probe.parameters())
-    except CheckpointError as error:
-        raise UploadError(f"{error}. This app knows the variants listed in the Models tab.") from None
-    except (TypeError, ValueError, KeyError, RuntimeError) as error:
-        raise UploadError(f"Its config.json does not describe a model this app can build: {error}") from None
-    if n > MAX_PARAMETERS:
-        raise UploadError(f"Its config asks for {n:,} parameters; models here are limited to {MAX_PARAMETERS:,}.")
-    try:
+        if not isinstance(meta, dict):
+            raise CheckpointError("config.json is not a JSON object")
+        if "custom_modules" in meta:
+            raise UploadError("It was trained with your own encoder/decoder modules, whose code is not on this "
+                              "server: explore it with vaelab.explore on your machine.")
+        n = sum(p.numel() for p in build_model(meta, folder.name, device="meta").parameters())
+        if n > MAX_PARAMETERS:
+            raise UploadError(f"Its config asks for {n:,} parameters; models here are limited to {MAX_PARAMETERS:,}.")
+        check_weights_fit(folder, meta)
         model = load_checkpoint(folder)
-    except (CheckpointError, RuntimeError, ValueError, KeyError, OSError) as error:
-        raise UploadError(f"Its weights do not fit its config: {error}") from None
-    for p in model.parameters():
-        if not torch.isfinite(p).all():
-            raise UploadError("Its weights hold NaN or infinite values.")
+    except CheckpointError as error:
+        hint = " This app knows the variants listed in the Models tab." if "unknown variant" in str(error) else ""
+        raise UploadError(f"{_local(str(error), folder)}{hint}") from None
     return model, meta
+
+
+def _local(message: str, folder: Path) -> str:
+    """A message about the unpacked folder, without the server's path to it."""
+    return message.replace(str(folder) + "/", "").replace(str(folder), "the checkpoint")
 
 
 def receive(zip_path, root: Path, progress=None) -> tuple[Path, dict]:
