@@ -45,7 +45,10 @@ def decode_data_url(url: str) -> np.ndarray:
                 raise DrawingError(f"the drawing is {im.size[0]}×{im.size[1]} pixels; at most "
                                    f"{MAX_DRAWING_SIDE} on a side")
             return np.asarray(im.convert("LA"))
-    except (binascii.Error, OSError, Image.DecompressionBombError, SyntaxError, ValueError) as error:
+    except Image.DecompressionBombError:
+        raise DrawingError(f"the drawing claims far more pixels than a drawing has; at most {MAX_DRAWING_SIDE} "
+                           "on a side") from None
+    except (binascii.Error, OSError, SyntaxError, ValueError) as error:
         if isinstance(error, DrawingError):
             raise
         raise DrawingError(f"the drawing could not be read ({type(error).__name__})") from error

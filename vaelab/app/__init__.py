@@ -38,6 +38,10 @@ PAGE_CSS = """
 """
 
 
+QUEUE_SIZE = 100  # events waiting at once, all visitors together
+CACHE_CLEANING = (1800, 3600)  # every 30 minutes, Gradio's files older than an hour are deleted
+
+
 def header() -> str:
     """The page's first line: the name, what it is, and what this server's data allows."""
     return ("<span class='vl-title'>vaelab</span> — inside an autoencoder's latent space. "
@@ -51,7 +55,9 @@ def launch_options() -> dict:
     zip) are refused by Gradio itself beyond the upload limit."""
     from vaelab.app.upload import MAX_ZIP_BYTES
 
-    return {"css": PAGE_CSS, "run_history": False, "max_file_size": MAX_ZIP_BYTES}
+    # show_error: a refused input (a value of the wrong type, a choice not offered) reaches the
+    # visitor as its message rather than as "an exception was raised"
+    return {"css": PAGE_CSS, "run_history": False, "max_file_size": MAX_ZIP_BYTES, "show_error": True}
 
 
 def explored_header(cards) -> str:
@@ -72,7 +78,7 @@ def build(cards=None, *, explored: bool = False) -> gr.Blocks:
         start_fetch()  # MNIST, when it is not on disk and there is network: in the background
     title = "vaelab: explore autoencoder latent spaces"
     first_line = (lambda: explored_header(cards)) if explored else header
-    with gr.Blocks(title=title) as demo:
+    with gr.Blocks(title=title, delete_cache=CACHE_CLEANING) as demo:
         status = gr.Markdown(first_line(), elem_classes=["vl-header"])
         mine = gr.State([])  # the models this browser session trained in the Train tab
         map_load = latent_map.render(cards, mine)
@@ -113,4 +119,7 @@ def build(cards=None, *, explored: bool = False) -> gr.Blocks:
         for laid_out, module in ((codebook_load, codebook), (gumbel_load, gumbel)):
             for api_name, fn in module.API.items() if laid_out else ():
                 gr.api(fn, api_name=api_name)
+    # a bounded queue: beyond it a visitor is told the app is busy instead of waiting without end;
+    # two requests at once by default (two cores), heavy events set their own limits
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)
     return demo

@@ -193,4 +193,4 @@ def card(name: str) -> Card:
     for c in scan_checkpoints():
         if c.name == name:
             return c
-    raise KeyError(f"no evaluated checkpoint named {name!r} in {checkpoints_dir()}")
+    raise KeyError(f"no model named {str(name)[:80]!r} here: choose one from the list")

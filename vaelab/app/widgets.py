@@ -67,6 +67,8 @@ def keyed(fn, components: dict):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         out = fn(*args, **kwargs)
+        if not out:  # nothing to change: a single skip leaves every output as it is
+            return gr.skip()
         unknown = set(out) - set(components)
         if unknown:
             raise KeyError(f"{fn.__name__} returned outputs with no component: {sorted(unknown)}")

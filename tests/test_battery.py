@@ -1,0 +1,136 @@
+"""Bad input through the running app, as a visitor's browser or a script would send it: each case
+is answered with a clear message (never a traceback), the server keeps serving, and the battery as
+a whole raises the server's peak memory by less than a stated bound."""
+
+from __future__ import annotations
+
+import base64
+import io
+import struct
+import urllib.request
+import zlib
+
+import pytest
+from PIL import Image
+
+MEMORY_BOUND_MB = 300
+
+
+def png_claiming(width: int, height: int) -> str:
+    """A small PNG whose header claims ``width``×``height`` (a decompression bomb's shape)."""
+    raw = b"\x00" + b"\x00" * width  # one row; the rest would decode to zeros
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw * 8)) + chunk(b"IEND", b"")
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+def tiny_png() -> str:
+    buf = io.BytesIO()
+    Image.new("L", (10, 10), 255).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _status_mb(field: str) -> float | None:
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak() -> bool:
+    """Start measuring the peak resident memory afresh (Linux: ``clear_refs`` 5 resets VmHWM)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def cases():
+    from vaelab.app.tabs import sliders, train
+
+    z = [0.0] * sliders.MAX_SLIDERS
+    knobs = {k.field: train.defaults("ae", "digits").get(k.field) for k in train.KNOBS}
+    bad_knobs = lambda **kw: [{**knobs, **kw}[k.field] for k in train.KNOBS]  # noqa: E731
+    return [
+        # (endpoint, arguments, words the answer must contain)
+        ("/pick_row", ["no-such-model", 3], "model"),
+        ("/pick_row", ["digits-vae-2d", "seven"], "float"),
+        ("/pick_row", ["../../etc/passwd", 0], "not in the list of choices"),
+        ("/latent_map", ["digits-vae-2d", "a view that is not offered", 0], None),
+        # (NaN and ∞ cannot leave a client as JSON; the handlers' own tests send them directly)
+        ("/decode", ["digits-vae-8", 0, *(["nan"] + z[1:])], "float"),
+        ("/decode", ["digits-vae-8", 0, *([1e30] + z[1:])], "maximum"),
+        ("/traverse", ["digits-vae-8", 0, 10**9, *z], "dimension"),
+        ("/traverse", ["digits-vae-8", 0, -1, *z], "dimension"),
+        ("/sample", ["digits-vae-8", 0, "lots"], "float"),
+        ("/interpolate", ["digits-vae-8", -5, 10**12, 0], None),
+        ("/draw", [png_claiming(20_000, 20_000), []], "2048"),
+        ("/draw", [png_claiming(3_000, 100), []], "2048"),
+        ("/draw", ["data:image/png;base64," + "A" * 3_000_000, []], "MB"),
+        ("/draw", ["data:image/png;base64,AAAA", []], "drawing"),
+        ("/draw", ["not a data url", []], "drawing"),
+        ("/draw", [tiny_png(), ["no-such-model"]], None),
+        ("/codebook_edit", [{"value": "{}", "code": 3}], "Click a cell"),
+        ("/codebook_edit", [{"value": '{"model": "vq-vae", "sel": [0, 0], "maps": [[[1e9]]]}', "code": 1}], "code map"),
+        ("/codebook_sample", ["vq-vae", "warm", 0], "float"),
+        ("/codebook_sample", ["vq-vae", 1e9, 0], "maximum"),
+        ("/gumbel_tau", [{"model": "dvae", "log_tau": "hot", "index": 0, "seed": 0}], "log scale"),
+        ("/gumbel_tau", [{"model": "nope", "log_tau": 0, "index": 0, "seed": 0}], "not available"),
+        ("/gumbel_tau", [{"model": "dvae", "log_tau": 0, "index": 0, "seed": "x"}], "whole number"),
+        ("/beta_select", ["nope", "1st", 0], None),
+        ("/reg_noise", ["denoising-ae", "lava", 0.3, 1, 0], None),
+        ("/reg_noise", ["denoising-ae", "gaussian", 55.0, 1, 0], "maximum"),
+        ("/reg_k", ["k-sparse-ae", -4, 1], "minimum"),
+        ("/reg_eps", ["contractive-ae", "tiny", 1], "float"),
+        ("/train_check", ["no-such-variant", "digits", *bad_knobs()], "variant"),
+        ("/train_check", ["ae", "imagenet", *bad_knobs()], "not in the list of choices"),
+        ("/train_check", ["ae", "digits", *bad_knobs(epochs=10**9)], "maximum"),
+        ("/train_check", ["ae", "digits", *bad_knobs(latent_dim=-2)], "minimum"),
+        ("/train_check", ["ae", "digits", *bad_knobs(epochs=2.5)], None),
+        ("/load_from_hub", ["../../../etc", []], "owner/name"),
+        ("/load_from_hub", ["a" * 500, []], "owner/name"),
+        ("/map_clicked", ['{"model": 5, "pick": "x"', "digits-vae-2d", "the latent (2-D)"], None),
+    ]
+
+
+def test_every_bad_input_gets_a_clear_answer_and_the_server_keeps_serving(app_url):
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    named = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
+    before = _status_mb("VmRSS")  # MB; the app runs in this process
+    measured = before is not None and reset_peak()
+    tried = 0
+    for endpoint, args, words in cases():
+        if endpoint not in named:
+            continue  # a tab without its models here (e.g. no β series in this checkout)
+        tried += 1
+        try:
+            out = client.predict(*args, api_name=endpoint)
+        except Exception as error:  # a gr.Error reaches the client as its message
+            text = str(error)
+            assert "Traceback" not in text and 'File "' not in text, (endpoint, text[:300])
+            if words:
+                assert words.lower() in text.lower(), (endpoint, args[:3], text[:300])
+        else:  # answered without an error: then it is a value, or a message saying what was wrong
+            text = str(out)
+            assert "Traceback" not in text, endpoint
+            if words:
+                assert words.lower() in text.lower(), (endpoint, args[:3], text[:300])
+        assert urllib.request.urlopen(app_url, timeout=30).status == 200  # still serving
+    assert tried >= 30
+    if not measured:
+        print(f"{tried} bad inputs answered; memory not measured (no /proc/self on this system)")
+        return
+    peak = _status_mb("VmHWM")
+    print(f"{tried} bad inputs answered; the server's peak memory during them was {peak - before:+.0f} MB over "
+          f"its resident memory before (bound {MEMORY_BOUND_MB} MB)")
+    assert peak - before < MEMORY_BOUND_MB
