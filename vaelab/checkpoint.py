@@ -263,10 +263,10 @@ def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu
     (:mod:`vaelab.models.custom`) needs them again: ``modules={"encoder": MyEncoder(), ...}``,
     fresh instances of the same classes (the weights come from the folder). ``folder`` may also
     be a Hugging Face Hub model id, ``"owner/name"``, pushed with ``vaelab push``: the folder is
-    downloaded through ``huggingface_hub`` first (:mod:`vaelab.hub`)."""
+    downloaded through ``huggingface_hub`` first (:mod:`vaelab.remote`)."""
     folder = Path(folder)
     if not folder.exists():
-        from vaelab.hub import download, is_repo_id
+        from vaelab.remote import download, is_repo_id
 
         if is_repo_id(str(folder)):
             folder = download(str(folder))

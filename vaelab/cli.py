@@ -633,7 +633,7 @@ def cmd_explore(args) -> int:
         import torch
         torch.set_num_threads(args.threads)
     try:
-        from vaelab.hub import download, is_repo_id
+        from vaelab.remote import download, is_repo_id
 
         spec = str(download(args.model)) if is_repo_id(args.model) else args.model  # a vaelab model on the Hub
         model = load_model(spec)

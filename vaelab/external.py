@@ -334,7 +334,7 @@ def load_model(spec: str):
             raise ExploreError(f"{spec}: {error}") from None
         return fn()
     folder = Path(spec)
-    from vaelab.hub import is_repo_id
+    from vaelab.remote import is_repo_id
 
     if (folder / "config.json").is_file() or is_repo_id(spec):  # a folder, or a vaelab model on the Hub
         from vaelab.checkpoint import CheckpointError, load_checkpoint

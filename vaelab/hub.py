@@ -12,29 +12,14 @@ and the app's upload box take such an id: :func:`download` fetches the folder th
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
 from vaelab.folders import read_json
+from vaelab.remote import REPO_ID, download, is_repo_id  # noqa: F401  (the hub's two directions in one place)
 
-REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 FILES = ("config.json", "model.safetensors", "metrics.json", "artifacts.safetensors", "history.json")
-PATTERNS = ["*.json", "*.safetensors", "prior/*", "README.md"]  # what a download fetches
 PICTURE = "samples.png"
-
-
-def is_repo_id(text: str) -> bool:
-    """``owner/name`` that is not a path on this machine."""
-    return bool(REPO_ID.match(str(text))) and not Path(str(text)).exists()
-
-
-def download(repo_id: str, revision: str | None = None) -> Path:
-    """The checkpoint folder of the Hub model ``repo_id`` (downloaded into huggingface_hub's
-    cache, or found there when offline)."""
-    from huggingface_hub import snapshot_download
-
-    return Path(snapshot_download(repo_id, revision=revision, allow_patterns=PATTERNS))
 
 
 def _fmt(v) -> str:

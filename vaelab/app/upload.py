@@ -157,7 +157,7 @@ def receive(zip_path, root: Path, progress=None) -> tuple[Path, dict]:
 def receive_hub(repo_id: str, root: Path, progress=None) -> tuple[Path, dict]:
     """A checkpoint pushed to the Hugging Face Hub (``vaelab push``), by its id: downloaded,
     copied under ``root`` with the same checks as a zip's files, then checked and scored."""
-    from vaelab.hub import REPO_ID, download
+    from vaelab.remote import REPO_ID, download
 
     say = progress or (lambda *_: None)
     repo_id = (repo_id or "").strip()

@@ -1,0 +1,242 @@
+"""Many visitors at once, on loopback: 25 concurrent ``gradio_client`` sessions against the real app.
+
+The app (``app.py``) runs in its own process. First one client alone times each kind of event;
+then ``--clients`` sessions at once each mix latent-slider decodes, picks of a test image, map
+switches and drawings, while one of them uploads a checkpoint zip and another trains a small
+model. Reported: errors and cut-short answers (target: none), each event's p95 beside the
+single client's p95 from the same run (target ≤ 5× for decodes and picks), and the server's
+memory growth (resident memory sampled every 50 ms). It also checks that a model one visitor
+uploaded is refused to another visitor's session.
+
+    python benchmarks/load_test.py [--clients 25] [--rounds 6] [--out benchmarks/results/load_test.json]
+
+``--quick`` (what the test suite runs): fewer rounds, results not written unless ``--out`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(port: int, runs: Path, data_dir: str | None) -> subprocess.Popen:
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1", "VAELAB_FETCH": "0",
+           "VAELAB_RUNS": str(runs), "GRADIO_ANALYTICS_ENABLED": "False"}
+    if data_dir:
+        env["VAELAB_DATA"] = data_dir
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+            return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stderr.read().decode()[-2000:])
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("the app did not start")
+
+
+def rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def drawing() -> str:
+    from PIL import Image, ImageDraw
+
+    im = Image.new("L", (280, 280), 255)
+    ImageDraw.Draw(im).line([(140, 40), (140, 240)], fill=0, width=24)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def events():
+    """The mix every visitor sends: (kind, endpoint, arguments(k))."""
+    from vaelab.app.tabs import sliders
+
+    z = [0.0] * sliders.MAX_SLIDERS
+    ink = drawing()
+    return [("slider decode", "/decode", lambda k: ["digits-vae-8", 0, *([0.3 * (k % 7) - 1] + z[1:])]),
+            ("pick a test image", "/pick_row", lambda k: ["digits-vae-2d", 3 + 11 * k]),
+            ("map switch", "/latent_map", lambda k: [("digits-vae-2d", "digits-ae-2d")[k % 2], "PCA", 1]),
+            ("drawing", "/draw", lambda k: [ink, ["digits-vae-2d"]])]
+
+
+def p95(values: list[float]) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(0.95 * (len(v) - 1))))] if v else float("nan")
+
+
+def run(clients: int = 25, rounds: int = 6, data_dir: str | None = None) -> dict:
+    from gradio_client import Client, handle_file
+
+    from vaelab.app.tabs import train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        port = free_port()
+        proc = start_app(port, tmp / "runs", data_dir)
+        url = f"http://127.0.0.1:{port}/"
+        try:
+            mix = events()
+            # one visitor alone
+            alone = Client(url, verbose=False)
+            single = {kind: [] for kind, _, _ in mix}
+            for k in range(max(8, rounds * 2)):
+                for kind, api, args in mix:
+                    t = time.perf_counter()
+                    alone.predict(*args(k), api_name=api)
+                    single[kind].append((time.perf_counter() - t) * 1000)
+            # the upload's zip and the training knobs
+            upload = tmp / "mine.zip"
+            with zipfile.ZipFile(upload, "w") as z:
+                for f in ("config.json", "model.safetensors"):
+                    z.write(ROOT / "checkpoints" / "digits-ae-2d" / f, f"mine/{f}")
+            knobs = {**{k.field: train.defaults("ae", "digits").get(k.field) for k in train.KNOBS},
+                     "latent_dim": 2, "epochs": 2}
+            knobs = [knobs[k.field] for k in train.KNOBS]
+            # many visitors at once
+            base = rss_mb(proc.pid)
+            peak = [base]
+            stop = threading.Event()
+
+            def sample():
+                while not stop.is_set():
+                    peak[0] = max(peak[0], rss_mb(proc.pid))
+                    time.sleep(0.05)
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            times = {kind: [] for kind, _, _ in mix}
+            errors, extra = [], {}
+            lock = threading.Lock()
+            ready = threading.Barrier(clients)
+
+            def visitor(n: int):
+                try:
+                    c = Client(url, verbose=False)
+                except Exception as error:
+                    with lock:
+                        errors.append(f"client {n} could not connect: {error}")
+                    ready.abort()
+                    return
+                try:
+                    ready.wait(timeout=120)
+                except threading.BrokenBarrierError:
+                    pass
+                if n == 0:  # one visitor uploads a checkpoint
+                    t = time.perf_counter()
+                    try:
+                        status, mine = c.predict(handle_file(str(upload)), [], api_name="/upload_checkpoint")
+                        with lock:
+                            extra["upload_ms"] = (time.perf_counter() - t) * 1000
+                            extra["uploaded"] = list(mine)
+                    except Exception as error:
+                        with lock:
+                            errors.append(f"upload: {type(error).__name__}: {str(error)[:200]}")
+                if n == 1:  # another trains a model (two epochs on the digits)
+                    t = time.perf_counter()
+                    try:
+                        c.predict("ae", "digits", *knobs, api_name="/train_start")
+                        with lock:
+                            extra["training_ms"] = (time.perf_counter() - t) * 1000
+                    except Exception as error:
+                        with lock:
+                            errors.append(f"training: {type(error).__name__}: {str(error)[:200]}")
+                for k in range(rounds):
+                    for kind, api, args in mix:
+                        t = time.perf_counter()
+                        try:
+                            c.predict(*args(n * 31 + k), api_name=api)
+                        except Exception as error:
+                            with lock:
+                                errors.append(f"{kind}: {type(error).__name__}: {str(error)[:200]}")
+                            continue
+                        with lock:
+                            times[kind].append((time.perf_counter() - t) * 1000)
+                if n == 2:  # a visitor who never uploaded cannot use the uploaded model
+                    while "uploaded" not in extra and not any(e.startswith("upload") for e in errors):
+                        time.sleep(0.2)
+                    name = (extra.get("uploaded") or [None])[0]
+                    if name:
+                        try:
+                            c.predict(name, 3, api_name="/pick_row")
+                            with lock:
+                                errors.append(f"another visitor's upload {name} was usable")
+                        except Exception as error:
+                            with lock:
+                                extra["isolation"] = f"refused: {str(error)[:120]}"
+
+            began = time.perf_counter()
+            threads = [threading.Thread(target=visitor, args=(n,)) for n in range(clients)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=600)
+            wall = time.perf_counter() - began
+            stop.set()
+            sampler.join()
+            alive = urllib.request.urlopen(url, timeout=30).status == 200
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    rows = {}
+    for kind in times:
+        one, many = p95(single[kind]), p95(times[kind])
+        rows[kind] = {"single_p95_ms": round(one, 1), "concurrent_p95_ms": round(many, 1),
+                      "ratio": round(many / one, 2) if one else None, "n": len(times[kind])}
+    return {"clients": clients, "rounds": rounds, "seconds": round(wall, 1), "errors": errors,
+            "events": rows, "server_rss_mb_before": round(base, 1), "server_rss_mb_peak": round(peak[0], 1),
+            "server_growth_mb": round(peak[0] - base, 1), "still_serving": alive, **extra,
+            "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=25)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--quick", action="store_true", help="two rounds per visitor")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", default=None, help="default: benchmarks/results/load_test.json (not with --quick)")
+    args = parser.parse_args()
+    result = run(args.clients, 2 if args.quick else args.rounds, args.data_dir)
+    print(json.dumps(result, indent=1))
+    out = args.out or (None if args.quick else str(ROOT / "benchmarks" / "results" / "load_test.json"))
+    if out:
+        Path(out).write_text(json.dumps(result, indent=1))
+        print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
