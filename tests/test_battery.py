@@ -134,3 +134,28 @@ def test_every_bad_input_gets_a_clear_answer_and_the_server_keeps_serving(app_ur
     print(f"{tried} bad inputs answered; the server's peak memory during them was {peak - before:+.0f} MB over "
           f"its resident memory before (bound {MEMORY_BOUND_MB} MB)")
     assert peak - before < MEMORY_BOUND_MB
+
+
+def test_one_visitors_upload_is_refused_to_another_visitor(app_url, tmp_path):
+    """The uploaded model's name is only in the uploader's session: another session naming it
+    (even knowing it, which the page never tells) is refused by its own picker's choices."""
+    import zipfile
+
+    from gradio_client import Client, handle_file
+
+    from vaelab.app import catalogue
+
+    from .conftest import ROOT
+
+    archive = tmp_path / "mine.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in ("config.json", "model.safetensors"):
+            z.write(ROOT / "checkpoints" / "digits-ae-2d" / f, f"mine/{f}")
+    before = set(catalogue._TRAINED)
+    uploader, other = Client(app_url, verbose=False), Client(app_url, verbose=False)
+    status = uploader.predict(handle_file(str(archive)), [], api_name="/upload_checkpoint")
+    assert "Loaded" in str(status)
+    (name,) = set(catalogue._TRAINED) - before
+    assert name not in str(status)  # the page shows a title; the name is not guessable
+    with pytest.raises(Exception, match="not in the list of choices"):
+        other.predict(name, 3, api_name="/pick_row")
