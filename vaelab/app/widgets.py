@@ -8,8 +8,6 @@ import gradio as gr
 
 STATIC = Path(__file__).parent / "static"  # the page's own scripts and styles (package data)
 
-# a read-only 28×28 (or 8×8) digit, shown large
-IMG = dict(height=230, width=230, buttons=[], interactive=False, image_mode="L", type="numpy")
 # Markdown that renders $inline$ and $$display$$ formulas
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 

@@ -17,6 +17,7 @@ import gradio as gr
 import torch
 
 from vaelab import viz
+from vaelab.app.pixel_image import PixelImage
 from vaelab.app import latent_canvas as canvas
 from vaelab.app import state
 from vaelab.app.catalogue import Card, scan_checkpoints, trained_cards
@@ -277,9 +278,8 @@ def render(mine=None):
                 message = gr.Markdown(EMPTY_DRAWING, elem_classes=["vl-small"])
             with gr.Column(scale=5, min_width=300):
                 with gr.Row():
-                    seen = gr.Image(label="what the models see", elem_id="seen", height=150, width=150,
-                                    buttons=[], interactive=False, image_mode="L", type="numpy", scale=0,
-                                    min_width=150)
+                    seen = PixelImage(label="what the models see", elem_id="seen", width=150, scale=0,
+                                      min_width=170, alt="the drawing as the models see it")
                     reading = gr.Markdown()
                 recons = gr.HTML(recons_html([]), label="each model's rebuild of your drawing", show_label=True,
                                  elem_id="recons", css_template=RECONS_CSS, container=True, padding=True)

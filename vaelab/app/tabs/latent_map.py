@@ -16,8 +16,9 @@ import torch
 from vaelab import viz
 from vaelab.app import latent_canvas as canvas
 from vaelab.app.catalogue import Card, choices
+from vaelab.app.pixel_image import PixelImage
 from vaelab.app.state import Loaded, decode, load, pca_for, reconstruct_test, test_image
-from vaelab.app.widgets import IMG, LATEX, default_choice, fmt, follow_trained, keyed, model_picker
+from vaelab.app.widgets import LATEX, default_choice, fmt, follow_trained, keyed, model_picker
 
 PROJ_LATENT, PROJ_PCA, PROJ_UMAP = "the latent (2-D)", "PCA", "UMAP"
 VIEW_OF = {PROJ_LATENT: "latent", PROJ_PCA: "pca", PROJ_UMAP: "umap"}
@@ -317,18 +318,20 @@ def render(cards: list[Card], mine=None):
         c["about"] = gr.Markdown(elem_classes=["vl-small"])
         c["numbers"] = gr.Markdown(elem_classes=["vl-small"], latex_delimiters=LATEX)
         with gr.Row():
-            c["original"] = gr.Image(label="original", **IMG)
-            c["model_recon"] = gr.Image(label="model's reconstruction", elem_id="map-recon", **IMG)
-            c["pca_recon"] = gr.Image(label="PCA's reconstruction (same size of code)", **IMG)
-        c["neighbours"] = gr.Image(label="nearest test images (see the caption for where)", height=100, buttons=[],
-                                   interactive=False, type="numpy")
+            c["original"] = PixelImage(label="original", width=230, alt="the test image")
+            c["model_recon"] = PixelImage(label="model's reconstruction", elem_id="map-recon", width=230,
+                                          alt="the model's reconstruction")
+            c["pca_recon"] = PixelImage(label="PCA's reconstruction (same size of code)", width=230,
+                                        alt="PCA's reconstruction")
+        c["neighbours"] = PixelImage(label="nearest test images (see the caption for where)", height=100,
+                                     alt="the nearest test images")
         c["caption"] = gr.Markdown()
         with gr.Accordion("The formulas, and what the scores mean", open=False):
             c["formulas"] = gr.Markdown(latex_delimiters=LATEX)
         with gr.Accordion("The decoded manifold: a grid over the 2-D latent", open=False):
             with gr.Row():
-                c["grid"] = gr.Image(label="decoded manifold over the latent plane", height=480, width=480,
-                                     buttons=[], interactive=False, image_mode="L", type="numpy")
+                c["grid"] = PixelImage(label="decoded manifold over the latent plane", width=480,
+                                       alt="the decoded manifold")
                 c["grid_caption"] = gr.Markdown()
 
     outputs = [v for k, v in c.items() if k != "model"]

@@ -15,8 +15,9 @@ import torch
 
 from vaelab import viz
 from vaelab.app.catalogue import Card, choices
+from vaelab.app.pixel_image import PixelImage
 from vaelab.app.state import Loaded, decode, load
-from vaelab.app.widgets import IMG, LATEX, default_choice, follow_trained, keyed, model_picker
+from vaelab.app.widgets import LATEX, default_choice, follow_trained, keyed, model_picker
 from vaelab.metrics import ACTIVE_UNIT_THRESHOLD, KL_INACTIVE_NATS
 
 MAX_SLIDERS = 32  # the sliders tab shows the 32 dimensions with most KL
@@ -217,7 +218,7 @@ def render(cards: list[Card], mine=None):
         with gr.Accordion("The ELBO, and what the numbers mean", open=False):
             gr.Markdown(FORMULAS, latex_delimiters=LATEX)
         with gr.Row():
-            decoded = gr.Image(label="decoded image", scale=1, elem_id="decoded", **IMG)
+            decoded = PixelImage(label="decoded image", scale=1, elem_id="decoded", width=230, alt="the decoded image")
             with gr.Column(scale=3):
                 sliders, slider_rows = [], []
                 for row in range(MAX_SLIDERS // 4):
@@ -232,16 +233,16 @@ def render(cards: list[Card], mine=None):
             dim = gr.Dropdown(label="Traverse one dimension from −3 to 3 (the others stay as set)", scale=3,
                               allow_custom_value=True)
             traverse_btn = gr.Button("Traverse", scale=1)
-        traversal = gr.Image(label="traversal", height=130, buttons=[], interactive=False, type="numpy")
+        traversal = PixelImage(label="traversal", height=130, alt="a traversal of one latent dimension")
         with gr.Row():
             seed = gr.Number(0, precision=0, label="seed", scale=1)
             sample_btn = gr.Button("Sample z ~ N(0, I)", scale=2)
-        samples = gr.Image(label="samples from the prior", height=130, buttons=[], interactive=False, type="numpy")
+        samples = PixelImage(label="samples from the prior", height=130, alt="samples from the prior")
         with gr.Row():
             interp_a = gr.Number(0, precision=0, label="from test image", scale=1)
             interp_b = gr.Number(1, precision=0, label="to test image", scale=1)
             interp_btn = gr.Button("Interpolate between their posterior means", scale=2)
-        interpolation = gr.Image(label="interpolation", height=130, buttons=[], interactive=False, type="numpy")
+        interpolation = PixelImage(label="interpolation", height=130, alt="an interpolation between two test images")
 
     setup_inputs = [model, start, start_index, label]
     c = {"explanation": elbo_md, "decoded": decoded, "dim": dim, "label": label, "start_index": start_index,
