@@ -25,8 +25,6 @@ import json
 import os
 import platform
 import random
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,12 +36,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from browser_latency import free_port, serve  # noqa: E402  (the same start-and-wait as the browser benchmark)
 
 
 def start_app(port: int, runs: Path, data_dir: str | None) -> subprocess.Popen:
@@ -51,19 +45,7 @@ def start_app(port: int, runs: Path, data_dir: str | None) -> subprocess.Popen:
            "VAELAB_RUNS": str(runs), "GRADIO_ANALYTICS_ENABLED": "False"}
     if data_dir:
         env["VAELAB_DATA"] = data_dir
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
-            return proc
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read().decode()[-2000:])
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("the app did not start")
+    return serve([sys.executable, "app.py"], port, env)
 
 
 def rss_mb(pid: int) -> float:

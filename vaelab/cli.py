@@ -678,6 +678,13 @@ def add_explore(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
 
 
+def _upload_failed(repo_id: str, error: Exception) -> int:
+    """An upload to the Hub that failed: its reason, and what a token needs."""
+    print(f"error: the upload to {repo_id} failed: {type(error).__name__}: {error}\n"
+          "A write token is needed: set HF_TOKEN or run `huggingface-cli login`.", file=sys.stderr)
+    return 1
+
+
 @command("space", "put the app on a Hugging Face Space: assemble what it needs and upload it "
                   "(--dry-run lists the files and writes them to a folder, uploading nothing)")
 def cmd_space(args) -> int:
@@ -702,9 +709,7 @@ def cmd_space(args) -> int:
     try:
         url = upload(folder, args.repo_id, private=args.private, hardware=args.hardware)
     except Exception as error:  # network, authentication, permissions: the hub's own message says which
-        print(f"error: the upload to {args.repo_id} failed: {type(error).__name__}: {error}\n"
-              "A write token is needed: set HF_TOKEN or run `huggingface-cli login`.", file=sys.stderr)
-        return 1
+        return _upload_failed(args.repo_id, error)
     print(f"Uploaded: {url} (the Space builds in a few minutes)")
     return 0
 
@@ -736,9 +741,7 @@ def cmd_push(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # network, authentication, permissions: the hub's own message says which
-        print(f"error: the upload to {args.repo_id} failed: {type(error).__name__}: {error}\n"
-              "A write token is needed: set HF_TOKEN or run `huggingface-cli login`.", file=sys.stderr)
-        return 1
+        return _upload_failed(args.repo_id, error)
     for f in files:
         print(f"  {f.relative_to(out)}")
     print(f"Staged in {out}." + (" Nothing uploaded (dry run)." if url is None else f" Uploaded: {url}"))
