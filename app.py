@@ -7,7 +7,7 @@ images, ``VAELAB_CHECKPOINTS`` points it at another checkpoint folder.
 
 import torch
 
-from vaelab.app import build, launch_options
+from vaelab.app import build, freeze_heap, launch_options
 
 # One intra-op thread per request: the app decodes single images, where extra threads only add
 # contention (on a shared 2-core machine the draw handler's p95 fell from ~170 ms to ~40 ms), and
@@ -15,6 +15,7 @@ from vaelab.app import build, launch_options
 torch.set_num_threads(1)
 
 demo = build()
+freeze_heap()  # the built app lives as long as the process: keep the collector from walking it
 
 if __name__ == "__main__":
     demo.launch(**launch_options())

@@ -18,6 +18,8 @@ from __future__ import annotations
 import gradio as gr
 
 from vaelab.app.catalogue import scan_checkpoints
+from vaelab.app.serving import (  # noqa: F401  (freeze_heap: for the entry points)
+    CACHE_CLEANING, QUEUE_SIZE, body_limits, freeze_heap, light_sessions, share_fairly)
 from vaelab.app.state import dataset_status, fetch_running, host_instructions, start_fetch, warm_up
 from vaelab.app.tabs import beta, codebook, draw, gumbel, latent_map, models, regularisers, sliders, train
 
@@ -38,10 +40,6 @@ PAGE_CSS = """
 """
 
 
-QUEUE_SIZE = 100  # events waiting at once, all visitors together
-CACHE_CLEANING = (1800, 3600)  # every 30 minutes, Gradio's files older than an hour are deleted
-
-
 def header() -> str:
     """The page's first line: the name, what it is, and what this server's data allows."""
     return ("<span class='vl-title'>vaelab</span> — inside an autoencoder's latent space. "
@@ -57,7 +55,9 @@ def launch_options() -> dict:
 
     # show_error: a refused input (a value of the wrong type, a choice not offered) reaches the
     # visitor as its message rather than as "an exception was raised"
-    return {"css": PAGE_CSS, "run_history": False, "max_file_size": MAX_ZIP_BYTES, "show_error": True}
+    # app_kwargs: every request's body is capped before it is read (vaelab.app.serving.BodyLimits)
+    return {"css": PAGE_CSS, "run_history": False, "max_file_size": MAX_ZIP_BYTES, "show_error": True,
+            "app_kwargs": {"middleware": [body_limits(MAX_ZIP_BYTES)]}}
 
 
 def explored_header(cards) -> str:
@@ -73,6 +73,7 @@ def build(cards=None, *, explored: bool = False) -> gr.Blocks:
     or over ``cards``. ``explored``: the cards are models given to ``vaelab.explore`` — only the
     tabs that apply to them are laid out, and no Train tab."""
     cards = scan_checkpoints() if cards is None else list(cards)
+    light_sessions()
     if not explored:
         warm_up([n for n in (latent_map.default_model(cards), sliders.default_model(cards)) if n])
         start_fetch()  # MNIST, when it is not on disk and there is network: in the background
@@ -120,6 +121,7 @@ def build(cards=None, *, explored: bool = False) -> gr.Blocks:
             for api_name, fn in module.API.items() if laid_out else ():
                 gr.api(fn, api_name=api_name)
     # a bounded queue: beyond it a visitor is told the app is busy instead of waiting without end;
-    # two requests at once by default (two cores), heavy events set their own limits
+    # two requests at once by default (two cores), heavy events set their own limits; shared in
+    # rounds among visitors, each with a bounded number of waiting events (vaelab.app.serving)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)
-    return demo
+    return share_fairly(demo)

@@ -103,9 +103,10 @@ def explore(model, data=None, *, name: str | None = None, labels=None, max_image
     e = embed(model, data, labels=labels, max_images=max_images or MAX_IMAGES, latent_map=latent_map,
               progress=progress, **adapt_kwargs)
     card = register(e, name)
-    from vaelab.app import build, launch_options
+    from vaelab.app import build, freeze_heap, launch_options
 
     demo = build([card], explored=True)
     if launch:
+        freeze_heap()
         demo.launch(**{**launch_options(), **kwargs})
     return demo

@@ -25,6 +25,7 @@ import torch
 from vaelab import viz
 from vaelab.viz import png_data_url
 from vaelab.app.state import Loaded, decode, load, reconstruct_test, test_image
+from vaelab.app.serving import bounded
 from vaelab.app.widgets import asset
 
 VIEWS = ("latent", "pca", "umap")
@@ -231,5 +232,5 @@ def latent_canvas(value: str = "", *, elem_id: str, label: str = "") -> gr.HTML:
     return gr.HTML(value, html_template='<div class="lc"></div>',
                    css_template=asset("latent_canvas.css"),
                    js_on_load=asset("latent_canvas.js"),
-                   server_functions=[map_points, map_thumb, map_decode], apply_default_css=False,
+                   server_functions=[bounded(map_points), bounded(map_thumb), bounded(map_decode)], apply_default_css=False,
                    elem_id=elem_id, label=label or None, colours=list(viz.DIGIT_COLOURS))

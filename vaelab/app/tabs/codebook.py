@@ -22,6 +22,7 @@ import torch
 from vaelab import metrics, viz
 from vaelab.app.catalogue import Card
 from vaelab.app.pixel_image import PixelImage
+from vaelab.app.serving import bounded
 from vaelab.app.state import Loaded, load, test_image
 from vaelab.app.widgets import LATEX, asset, follow_trained, keyed, model_picker, tab_intro, whole_number
 from vaelab.checkpoint import read_info
@@ -404,7 +405,7 @@ def render(cards: list[Card], mine=None):
             with gr.Column(scale=0, min_width=180):
                 c["original"] = PixelImage(label="test image", width=150, alt="the test image")
             c["cells"] = gr.HTML(html_template='<div class="cm"></div>', js_on_load=asset("code_editor.js"),
-                                 css_template=asset("code_editor.css"), server_functions=[edit_cell],
+                                 css_template=asset("code_editor.css"), server_functions=[bounded(edit_cell)],
                                  apply_default_css=False, elem_id="cb-cells", scale=4)
         with gr.Row():
             c["atlas"] = PixelImage(label=f"atlas: the {ATLAS} most used codes, each decoded as a map filled with it",

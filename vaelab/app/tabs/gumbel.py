@@ -24,6 +24,7 @@ from vaelab import viz
 from vaelab.app.catalogue import Card
 from vaelab.app.charts import line_chart
 from vaelab.app.pixel_image import CSS as PIXEL_CSS
+from vaelab.app.serving import bounded
 from vaelab.app.state import Loaded, load, reconstruct_test, test_image
 from vaelab.app.widgets import LATEX, asset, follow_trained, keyed, model_picker, tab_intro, whole_number
 from vaelab.folders import read_json
@@ -300,7 +301,7 @@ def render(cards: list[Card], mine=None):
         c = {}
         # τ, the pictures and the curves' markers live in the page: moving τ asks tau_view directly
         c["live"] = gr.HTML(html_template='<div class="gl"></div>', js_on_load=asset("gumbel_view.js"),
-                            css_template=asset("gumbel_view.css") + PIXEL_CSS, server_functions=[tau_view],
+                            css_template=asset("gumbel_view.css") + PIXEL_CSS, server_functions=[bounded(tau_view)],
                             apply_default_css=False, elem_id="gb-live")
         with gr.Accordion("The Gumbel-softmax, with this τ and the encoder's own probabilities", open=False):
             c["formula"] = gr.Markdown(latex_delimiters=LATEX)
