@@ -21,6 +21,7 @@ import math
 import gradio as gr
 import numpy as np
 import torch
+from fastapi import HTTPException
 
 from vaelab import viz
 from vaelab.viz import png_data_url
@@ -34,8 +35,15 @@ VIEW_AXES = {"latent": ("z₁", "z₂"), "pca": ("PC 1 of the latent", "PC 2 of 
 PAD_LIMIT = 1e4  # the latent pad decodes |z| up to this; beyond is not a place anyone drags to
 
 
-class MapRequestError(ValueError):
-    """A request from the page that names no shipped model, no test image or no finite z."""
+class MapRequestError(HTTPException, ValueError):
+    """A request from the page that names no shipped model, no test image or no finite z: the
+    caller gets "400 Bad Request" with this message (not a bare "500 Internal Server Error")."""
+
+    def __init__(self, message: str):
+        super().__init__(status_code=400, detail=message)
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 def _model(name) -> Loaded:

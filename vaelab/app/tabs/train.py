@@ -65,6 +65,9 @@ MAX_RUNNING = int(env_number("VAELAB_TRAINING_JOBS", 1))
 MAX_WAITING = 8  # jobs waiting at once, all sessions together
 KEEP_RUNS = 6 * 3600  # seconds a job's folder is kept (a model still in a session's pickers is kept longer)
 TIME_LIMIT = env_number("VAELAB_TRAINING_MINUTES", 10) * 60
+# a job's model, counted before anything is built (the largest the knobs allow, a Gumbel VAE with
+# 64 variables of 1,024 categories, has 35 million: 140 MB here and about four times that in training)
+MAX_PARAMETERS = 10_000_000
 QUEUE = JobQueue(max_running=MAX_RUNNING)
 JOBS: dict[str, Job] = {}  # id -> job, for the page's Stop / Resume / scrubber
 
@@ -233,8 +236,9 @@ def make_spec(variant: str, dataset: str, values: dict) -> JobSpec:
 
 
 def check_builds(spec: JobSpec) -> None:
-    """Build the model and take its loss on two images here, before it waits in the queue: a
-    combination that cannot train is refused with the reason at once."""
+    """Count the model's parameters (on the ``meta`` device, refusing more than
+    :data:`MAX_PARAMETERS`), then build it and take its loss on two images here, before it waits in
+    the queue: a combination that cannot train is refused with the reason at once."""
     import torch
 
     from vaelab.app.state import dataset as load_data
@@ -243,6 +247,14 @@ def check_builds(spec: JobSpec) -> None:
     data = load_data(spec.dataset)
     if data is None:
         raise gr.Error(f"The dataset {spec.dataset!r} could not be read on this server.")
+    try:
+        with torch.device("meta"):  # its size first, without memory
+            n = sum(p.numel() for p in create(spec.variant, image_shape=data.image_shape, **spec.config).parameters())
+    except Exception as error:  # the model's own message says what does not fit
+        raise gr.Error(f"{spec.variant} cannot be trained with these settings on {spec.dataset}: {error}")
+    if n > MAX_PARAMETERS:
+        raise gr.Error(f"These settings make a model of {n:,} parameters; training on this server takes at most "
+                       f"{MAX_PARAMETERS:,}. Lower the sizes (latent size, categorical variables, codebook size).")
     try:
         torch.manual_seed(0)
         model = create(spec.variant, image_shape=data.image_shape, **spec.config)
