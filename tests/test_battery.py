@@ -254,6 +254,15 @@ def test_raw_requests_the_page_never_sends_are_refused_cleanly(app_url):
         ("a decode at an absurd point", server_function("map-canvas", "map_decode", {"model": "digits-vae-2d", "z": [1e308, "x"]}), 400, "two numbers"),
         ("a truncated JSON body", _post(app_url, prefix + "/queue/join", b'{"data": [1, 2'), 422, None),
     ]
+    # JSON itself has no NaN, but Python's parser takes the literal: sent raw to the REST route
+    from vaelab.app.tabs import sliders
+
+    z = ", ".join(["NaN"] + ["0"] * (sliders.MAX_SLIDERS - 1))
+    status, text = _post(app_url, prefix + "/call/decode", f'{{"data": ["digits-vae-8", 0, {z}]}}'.encode())
+    if status == 200:
+        event = json.loads(text)["event_id"]
+        text = urllib.request.urlopen(f"{app_url.rstrip('/')}{prefix}/call/decode/{event}", timeout=60).read().decode()
+    answers.append(("a NaN latent sent as a JSON literal", (status, text), 200, "each latent slider takes a number"))
     for what, (status, text), expected, words in answers:
         assert status == expected, (what, status, text[:300])
         assert "Traceback" not in text and 'File "' not in text, (what, text[:300])
