@@ -65,3 +65,24 @@ def assert_objectives_reach_only_their_group(model, out, groups: dict) -> None:
                 assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0, objective
             else:
                 assert g is None or not g.any(), f"the {objective} objective reaches a foreign parameter"
+
+
+def post(url: str, path: str, body: bytes, content_type: str = "application/json") -> tuple[int, str]:
+    """POST ``body`` to the server at ``url`` a megabyte at a time (the server may answer and stop
+    reading before the end, as it does to a body over its limit); the answer's status and text."""
+    import http.client
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    connection = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    connection.putrequest("POST", path)
+    connection.putheader("Content-Type", content_type)
+    connection.putheader("Content-Length", str(len(body)))
+    connection.endheaders()
+    try:
+        for start in range(0, len(body), 1 << 20):
+            connection.send(body[start:start + (1 << 20)])
+    except OSError:  # the server answered already and closed its side
+        pass
+    response = connection.getresponse()
+    return response.status, response.read().decode(errors="replace")

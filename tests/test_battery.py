@@ -13,6 +13,8 @@ import zlib
 import pytest
 from PIL import Image
 
+from .conftest import post
+
 MEMORY_BOUND_MB = 300
 UPLOAD_WORDS = {"not a zip": "not a zip", "traversal": "points outside", "pickle": "nothing executable or pickled",
                 "bomb": "more than a checkpoint file", "empty": "is empty", "huge latent": "latent_dim"}
@@ -204,26 +206,6 @@ def test_one_visitors_upload_is_refused_to_another_visitor(app_url, tmp_path):
         other.predict(name, 3, api_name="/pick_row")
 
 
-def _post(url: str, path: str, body: bytes, content_type: str = "application/json") -> tuple[int, str]:
-    """POST ``body`` a megabyte at a time (the server may answer and stop reading first)."""
-    import http.client
-    from urllib.parse import urlparse
-
-    u = urlparse(url)
-    connection = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
-    connection.putrequest("POST", path)
-    connection.putheader("Content-Type", content_type)
-    connection.putheader("Content-Length", str(len(body)))
-    connection.endheaders()
-    try:
-        for start in range(0, len(body), 1 << 20):
-            connection.send(body[start:start + (1 << 20)])
-    except OSError:  # the server answered already and closed its side
-        pass
-    response = connection.getresponse()
-    return response.status, response.read().decode(errors="replace")
-
-
 def test_raw_requests_the_page_never_sends_are_refused_cleanly(app_url):
     """Requests a script could send past the page: bodies over their limit (refused as they arrive,
     before anything is parsed), a component function the app does not have (the image editor's
@@ -238,27 +220,27 @@ def test_raw_requests_the_page_never_sends_are_refused_cleanly(app_url):
 
     def server_function(elem_id, fn, data):
         body = json.dumps({"session_hash": "battery", "component_id": ids[elem_id], "fn_name": fn, "data": data})
-        return _post(app_url, prefix + "/component_server", body.encode())
+        return post(app_url, prefix + "/component_server", body.encode())
 
     before = _status_mb("VmRSS")
     measured = before is not None and reset_peak()
     join = {"data": ["x" * (serving.BODY_BYTES + 1)], "fn_index": 0, "session_hash": "battery"}
     answers = [
-        ("a 9 MB event", _post(app_url, prefix + "/queue/join", json.dumps(join).encode()), 413, None),
-        ("a file over the upload limit", _post(app_url, prefix + "/upload", bytes(launch_options()["max_file_size"] + (2 << 20)),
+        ("a 9 MB event", post(app_url, prefix + "/queue/join", json.dumps(join).encode()), 413, None),
+        ("a file over the upload limit", post(app_url, prefix + "/upload", bytes(launch_options()["max_file_size"] + (2 << 20)),
                                                "multipart/form-data; boundary=x"), 413, None),
         ("the image editor's blob function", server_function("map-canvas", "accept_blobs", {"layer": 10**9}), 404, "not found"),
         ("a function the component does not offer", server_function("map-canvas", "__init__", {}), 404, "not found"),
         ("a map's points asked with a list", server_function("map-canvas", "map_points", [1, 2, 3]), 400, "named by a string"),
         ("a thumbnail of an index far outside", server_function("map-canvas", "map_thumb", {"model": "digits-vae-2d", "index": 10**15}), 400, "there is no #"),
         ("a decode at an absurd point", server_function("map-canvas", "map_decode", {"model": "digits-vae-2d", "z": [1e308, "x"]}), 400, "two numbers"),
-        ("a truncated JSON body", _post(app_url, prefix + "/queue/join", b'{"data": [1, 2'), 422, None),
+        ("a truncated JSON body", post(app_url, prefix + "/queue/join", b'{"data": [1, 2'), 422, None),
     ]
     # JSON itself has no NaN, but Python's parser takes the literal: sent raw to the REST route
     from vaelab.app.tabs import sliders
 
     z = ", ".join(["NaN"] + ["0"] * (sliders.MAX_SLIDERS - 1))
-    status, text = _post(app_url, prefix + "/call/decode", f'{{"data": ["digits-vae-8", 0, {z}]}}'.encode())
+    status, text = post(app_url, prefix + "/call/decode", f'{{"data": ["digits-vae-8", 0, {z}]}}'.encode())
     if status == 200:
         event = json.loads(text)["event_id"]
         text = urllib.request.urlopen(f"{app_url.rstrip('/')}{prefix}/call/decode/{event}", timeout=60).read().decode()
