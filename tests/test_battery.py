@@ -256,3 +256,40 @@ def test_raw_requests_the_page_never_sends_are_refused_cleanly(app_url):
         print(f"{len(answers)} raw requests refused or answered; the server's peak memory rose {grew:+.0f} MB "
               f"(bound {MEMORY_BOUND_MB} MB)")
         assert grew < MEMORY_BOUND_MB
+
+
+def test_the_largest_upload_allowed_stays_within_the_memory_bound(tmp_path, monkeypatch):
+    """A checkpoint just under the upload's parameter limit (19 million, a 74 MB zip) is checked,
+    loaded and scored with the server's peak memory rising less than the bound."""
+    import gc
+    import zipfile
+
+    import torch
+
+    import vaelab
+    from vaelab.app import upload
+    from vaelab.app.tabs import models
+    from vaelab.checkpoint import save_checkpoint
+
+    hidden = (5200, 1800)
+    model = vaelab.create("ae", image_shape=(1, 8, 8), latent_dim=2, hidden=hidden)
+    n = sum(p.numel() for p in model.parameters())
+    assert 0.9 * upload.MAX_PARAMETERS < n <= upload.MAX_PARAMETERS
+    save_checkpoint(model, tmp_path / "big")
+    del model
+    gc.collect()
+    archive = tmp_path / "big.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in (tmp_path / "big").iterdir():
+            z.write(f, f"big/{f.name}")
+    monkeypatch.setenv("VAELAB_RUNS", str(tmp_path / "runs"))
+    before = _status_mb("VmRSS")
+    if before is None or not reset_peak():
+        pytest.skip("no /proc/self on this system: memory cannot be measured")
+    with torch.no_grad():
+        out = models.load_upload(str(archive), [], progress=lambda *a, **k: None)
+    grew = _status_mb("VmHWM") - before
+    print(f"an upload of {n:,} parameters ({archive.stat().st_size / 2**20:.0f} MB zipped): peak memory "
+          f"{grew:+.0f} MB (bound {MEMORY_BOUND_MB} MB)")
+    assert "Loaded" in out["upload_status"]
+    assert grew < MEMORY_BOUND_MB
