@@ -1,27 +1,24 @@
-"""Serving many visitors at once on two cores: a bounded queue shared fairly, cheap new sessions,
-and a heap the garbage collector does not walk.
+"""Serving many visitors at once on two cores: a queue shared fairly, cheap new sessions, bounded
+direct calls and request bodies, and a heap the garbage collector does not walk.
 
-Gradio's queue is first come, first served: one visitor who sends 90 events (a script, a stuck
-slider) puts every other visitor behind all 90. :class:`FairQueue` keeps Gradio's queue and
-changes two things when an event joins it:
-
-* a visitor may have at most :data:`PER_VISITOR` events waiting; beyond that the event is refused
-  with a message saying so (the page's own events never come near it: a page load sends about a
-  dozen at once, a dragged slider keeps only its newest);
-* events wait in rounds: a visitor's first waiting event is served before anyone's second, their
-  second before anyone's third, and so on, in order of arrival within a round. A visitor alone
-  sees no difference; a flood only delays the visitor who sends it.
-
-:func:`light_sessions` makes a visitor's first event as cheap as the next: Gradio builds every
-component's full configuration (about 300 here) for each new session, for the page's "deep link"
-feature, which this app does not use, and did so on the server's event loop (about 20 ms per new
-visitor, during which no other request moved). Sessions now build a component's configuration
-when it is first needed. The page's server functions (the latent map's points, thumbnails and
-decodes, the τ view, the code editor) reach Python without the queue; :func:`bounded` runs at
-most :data:`SERVER_FUNCTIONS_AT_ONCE` of them at once. :func:`freeze_heap` keeps full garbage collections from walking the
-built app (about a third of a second each, every few seconds under load). :class:`BodyLimits`
-caps the size of every request's body before it is read: without it a 150 MB JSON body sent to
-the queue was read and parsed whole, raising the server's memory by 400 MB.
+* :class:`FairQueue` — Gradio's queue is first come, first served: one visitor who sends 90
+  events (a script, a stuck slider) puts every other visitor behind all 90. Here a visitor may
+  have at most :data:`PER_VISITOR` events waiting (beyond that the event is refused with a message
+  saying so; a page load sends 10, a dragged slider keeps only its newest), and events wait in
+  rounds: everyone's first waiting event is served before anyone's second, and so on, in order of
+  arrival within a round. A visitor alone sees no difference; a flood delays only its sender.
+* :func:`light_sessions` — Gradio builds every component's configuration (about 300 here) when a
+  session starts, for its "deep link" feature, which this app does not use, on the server's event
+  loop: about 20 ms per new visitor during which no other request moves. Sessions here build a
+  component's configuration when it is first needed, and a visitor's first event costs what the
+  next one does.
+* :func:`bounded` — the page's server functions (the latent map's points, thumbnails and decodes,
+  the τ view, the code editor) reach Python without the queue; at most
+  :data:`SERVER_FUNCTIONS_AT_ONCE` of them run at once.
+* :class:`BodyLimits` — every request's body is capped before it is read (a 150 MB JSON body sent
+  to the queue used to be parsed whole, raising the server's memory by 400 MB).
+* :func:`freeze_heap` — full garbage collections no longer walk the built app (a third of a second
+  each, every few seconds under load).
 """
 
 from __future__ import annotations
@@ -159,11 +156,15 @@ class LightSessionState(state_holder.SessionState):
 
     @property
     def components(self):
-        """Every component's configuration (what a deep link saves), built now where missing."""
+        """Every component's configuration (what a deep link saves), built now where missing, in
+        the blocks' order as Gradio's session gives them."""
         for key, block in self.blocks_config.blocks.items():
             if key in self._rendered and key not in self.config_values:
                 self.config_values[key] = self.blocks_config.config_for_block(key, [], block)
-        return super().components
+        order = {key: n for n, key in enumerate(self.blocks_config.blocks)}
+        for key in sorted(self.config_values, key=lambda k: order.get(k, len(order))):
+            if self.config_values[key]:
+                yield self.config_values[key]
 
 
 def light_sessions() -> None:
