@@ -117,6 +117,16 @@ def serve(args: list[str], port: int, env: dict, timeout: float = 180) -> subpro
     raise RuntimeError(f"server {args} did not answer on port {port} within {timeout}s")
 
 
+def stop(proc: subprocess.Popen, grace: float = 30) -> None:
+    """End a server started by :func:`serve`: asked first, killed if it has not gone in ``grace`` s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def timed(page, selector: str, action, quiet: int, timeout: int = 30_000) -> float | None:
     page.evaluate(ARM, [selector, quiet, timeout])
     action()
@@ -429,8 +439,7 @@ def main() -> None:
             browser.close()
     finally:
         for proc in (trivial, app):
-            proc.terminate()
-            proc.wait(timeout=30)
+            stop(proc)
     base = statistics.median(v for v in floor if v is not None)
     table = {}
     for name, values in rows.items():
@@ -445,7 +454,7 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"trivial Gradio app round trip: {base:.0f} ms (median of {len(floor)})")
-    print(f"| action | median ms | × trivial |\n| --- | ---: | ---: |")
+    print("| action | median ms | × trivial |\n| --- | ---: | ---: |")
     for name, row in table.items():
         med = "–" if row["median_ms"] is None else f"{row['median_ms']:.0f}"
         ratio = "–" if row["ratio_to_trivial"] is None else f"{row['ratio_to_trivial']:.1f}×"

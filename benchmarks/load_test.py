@@ -52,7 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser_latency import free_port, serve  # noqa: E402  (the same start-and-wait as the browser benchmark)
+from browser_latency import free_port, serve, stop  # noqa: E402  (the same start, wait and stop as the browser benchmark)
 
 
 def start_app(port: int, runs: Path, data_dir: str | None) -> subprocess.Popen:
@@ -143,10 +143,10 @@ def run(clients: int = 25, rounds: int = 6, data_dir: str | None = None, think: 
             # many visitors at once
             base = rss_mb(proc.pid)
             peak = [base]
-            stop = threading.Event()
+            visitors_done = threading.Event()
 
             def sample():
-                while not stop.is_set():
+                while not visitors_done.is_set():
                     peak[0] = max(peak[0], rss_mb(proc.pid))
                     time.sleep(0.05)
             sampler = threading.Thread(target=sample, daemon=True)
@@ -216,15 +216,11 @@ def run(clients: int = 25, rounds: int = 6, data_dir: str | None = None, think: 
             wall = time.perf_counter() - began
             server_cpu = cpu_seconds(proc.pid) - server_cpu
             client_cpu = cpu_seconds(os.getpid()) - client_cpu
-            stop.set()
+            visitors_done.set()
             sampler.join()
             alive = urllib.request.urlopen(url, timeout=30).status == 200
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
     rows = {}
     for kind in times:
         one, many = p95(single[kind]), p95(times[kind])
