@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 from torch import nn
+from typing import NamedTuple
 
 import vaelab
 from vaelab import external as ex
@@ -35,16 +36,34 @@ class TinyAE(nn.Module):
         return torch.sigmoid(self.dec(z)).reshape(-1, 1, 8, 8)
 
 
+class Posterior(NamedTuple):
+    mean: torch.Tensor
+    logvar: torch.Tensor
+
+
 class TinyVAE(TinyAE):
-    """``encode`` returns (mean, logvar): a variational one."""
+    """``encode`` returns a named (mean, logvar): a variational one."""
 
     def __init__(self):
         super().__init__()
         self.enc = nn.Linear(64, 6)
 
     def encode(self, x):
-        mean, logvar = self.enc(x.flatten(1)).chunk(2, 1)
-        return mean, logvar
+        return Posterior(*self.enc(x.flatten(1)).chunk(2, 1))
+
+
+class BareTuple(TinyVAE):
+    """``encode`` returns what ``conventions`` says, as a bare tuple of tensors."""
+
+    def __init__(self, convention: str):
+        super().__init__()
+        self.convention = convention
+
+    def encode(self, x):
+        mean, logvar = super().encode(x)
+        std = (0.5 * logvar).exp()
+        return {"mean, logvar": (mean, logvar), "mean, std": (mean, std),
+                "z, mean, logvar": (mean + std, mean, logvar)}[self.convention]
 
 
 class Renamed(nn.Module):
@@ -120,6 +139,66 @@ def test_a_mean_and_logvar_pair_makes_it_variational_and_it_samples():
     assert m.sample(3, generator=torch.Generator().manual_seed(0)).shape == (3, 1, 8, 8)
 
 
+@pytest.mark.parametrize("convention", ["mean, logvar", "mean, std", "z, mean, logvar"])
+def test_a_bare_tuple_is_refused_until_posterior_says_what_it_holds(convention):
+    net = BareTuple(convention)
+    with pytest.raises(ex.ExploreError, match="posterior="):
+        ex.adapt(net, image_shape=(1, 8, 8))
+    m = ex.adapt(net, image_shape=(1, 8, 8), posterior=convention)
+    x = torch.rand(4, 1, 8, 8)
+    mean, logvar = TinyVAE.encode(net, x)
+    lat = m.encode(x)
+    assert torch.allclose(lat.mean, mean) and torch.allclose(lat.logvar, logvar, atol=1e-5)
+    with pytest.raises(ex.ExploreError, match="names 2 values but encode returned 3"):
+        ex.adapt(BareTuple("z, mean, logvar"), image_shape=(1, 8, 8), posterior="mean, logvar")
+    with pytest.raises(ex.ExploreError, match="posterior= names each value"):
+        ex.adapt(net, image_shape=(1, 8, 8), posterior="average, spread")
+
+
+def test_named_results_are_read_by_name_dicts_and_torch_distributions():
+    base = TinyVAE()
+    x = torch.rand(3, 1, 8, 8)
+    mean, logvar = base.encode(x)
+    std = (0.5 * logvar).exp()
+    D = torch.distributions
+    for result in ({"z": mean + std, "mu": mean, "logvar": logvar}, {"loc": mean, "scale": std},
+                   D.Normal(mean, std), D.Independent(D.Normal(mean, std), 1), {"mean": mean, "var": std ** 2}):
+        class Named(TinyAE):
+            def encode(self, x, result=result):
+                return result
+
+        m = ex.adapt(Named(), image_shape=(1, 8, 8))
+        lat = m.encode(x)
+        assert m.info.variational
+        assert torch.allclose(lat.mean, mean) and torch.allclose(lat.logvar, logvar, atol=1e-5), type(result)
+    class Bernoulli(TinyAE):
+        def encode(self, x):
+            return D.Bernoulli(logits=mean)
+    with pytest.raises(ex.ExploreError, match="diagonal Normal"):
+        ex.adapt(Bernoulli(), image_shape=(1, 8, 8))
+
+
+def test_the_module_given_keeps_its_mode_and_its_gradients():
+    net = TinyVAE().train()
+    net.enc.eval()  # a mixed state, given back as it was
+    seen = []
+
+    class Watch(nn.Module):
+        def forward(self, x):
+            seen.append(self.training)
+            return x
+
+    net.watch = Watch()
+    net.encode = lambda x, f=net.encode: f(net.watch(x))
+    e = ex.embed(net, torch.rand(30, 1, 8, 8), progress=False)
+    assert seen and not any(seen)  # every call ran in eval mode
+    assert net.training and not net.enc.training and net.dec.training and net.watch.training
+    assert all(p.requires_grad for p in net.parameters())
+    from vaelab.app.explored import register
+    register(e, "mode-check")
+    assert net.training and all(p.requires_grad for p in net.parameters())
+
+
 def test_other_method_names_go_through_encode_and_decode_arguments():
     net = Renamed()
     with pytest.raises(ex.ExploreError, match="encode=... and decode="):
@@ -191,7 +270,8 @@ def test_an_rgb_image_folder_is_resized_centre_cropped_and_labelled_by_sub_folde
     (tmp_path / "dogs" / "broken.png").write_bytes(b"not a png")
     im = ex.images(tmp_path, (3, 16, 16), progress=False)
     assert im.x.shape == (6, 3, 16, 16) and im.classes == ["cats", "dogs"]
-    assert im.labels.tolist() == [0, 0, 0, 1, 1, 1] and "1 unreadable" in im.source
+    assert im.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert "skipped, unreadable: dogs/broken.png (not an image PIL can read)" in im.source
     assert 0 <= float(im.x.min()) and float(im.x.max()) <= 1
     # the resize and crop, done here with PIL: shorter side to 16, then the centre 16×16
     src = Image.open(tmp_path / "cats" / "0.png")  # 30 wide, 40 high
@@ -204,7 +284,7 @@ def test_an_rgb_image_folder_is_resized_centre_cropped_and_labelled_by_sub_folde
     assert e.arrays["coords_model"].shape == (6, 2) and e.arrays["test_labels"].tolist() == [0, 0, 0, 1, 1, 1]
     # grey for a grey model, an even spread under a cap
     grey = ex.images(tmp_path, (1, 8, 8), max_images=3, progress=False)  # cats/0, dogs/0 and the broken file
-    assert grey.x.shape == (2, 1, 8, 8) and grey.labels.tolist() == [0, 1] and "1 unreadable" in grey.source
+    assert grey.x.shape == (2, 1, 8, 8) and grey.labels.tolist() == [0, 1] and "dogs/broken.png" in grey.source
 
 
 def test_a_flat_folder_has_no_labels_and_bad_input_is_refused_with_a_reason(tmp_path):
@@ -391,3 +471,66 @@ def test_pca_directions_match_scikit_learn_through_either_route(pixels):
     ref = PCA(20, svd_solver="full").fit(x)
     assert np.allclose(mean, ref.mean_)
     assert np.allclose(np.abs((basis * ref.components_).sum(1)), 1, atol=1e-8)  # the same directions, up to sign
+
+
+# --- images as an outsider brings them ------------------------------------------------------------------
+
+def test_a_folder_with_images_beside_its_class_folders_keeps_them_all(tmp_path):
+    (tmp_path / "a").mkdir()
+    _write(tmp_path / "a" / "0.png", np.full((8, 8), 10, np.uint8))
+    _write(tmp_path / "loose.png", np.full((8, 8), 200, np.uint8))
+    im = ex.images(tmp_path, (1, 8, 8), progress=False)
+    assert len(im.x) == 2 and im.classes == ["a", f"{tmp_path.name} (top level)"]
+    assert im.labels.tolist() == [0, 1] and float(im.x[1].mean()) == pytest.approx(200 / 255, abs=1e-4)
+
+
+def test_sixteen_bit_pngs_keep_their_grey_levels(tmp_path):
+    level = np.full((8, 8), 20000, np.uint16)  # 0.305 of the 16-bit range; convert("L") would make it white
+    Image.fromarray(level).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    im = ex.images(tmp_path, (1, 8, 8), progress=False)
+    assert float(im.x.mean()) == pytest.approx(20000 / 65535, abs=1e-4)
+    assert ex.folder_image_shape(tmp_path) == (1, 8, 8)
+
+
+def test_a_dataset_read_item_by_item_has_its_range_read_once_for_all_its_images():
+    """Float images in −1…1: a bright one (all ≥ 0) must not be taken as 0…1 while dark ones are
+    taken as −1…1, which would make the bright one darker than it is."""
+    values = [-0.8, 0.0, 0.9]
+
+    class Signed:
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            return torch.full((1, 8, 8), values[i]), i
+
+    im = ex.images(Signed(), (1, 8, 8), progress=False)
+    assert [round(float(v), 4) for v in im.x.mean((1, 2, 3))] == [round((v + 1) / 2, 4) for v in values]
+
+
+def test_the_image_shape_is_read_from_a_folder_whose_images_agree(tmp_path):
+    for k in range(3):
+        _write(tmp_path / f"{k}.png", np.full((8, 8), 40 * k, np.uint8))
+    e = ex.embed(TinyAE(), tmp_path, progress=False)  # TinyAE does not say what it takes
+    assert tuple(e.model.config.image_shape) == (1, 8, 8)
+    _write(tmp_path / "big.png", np.zeros((12, 12), np.uint8))
+    with pytest.raises(ex.ExploreError, match="do not share one size"):
+        ex.embed(TinyAE(), tmp_path, progress=False)
+
+
+def test_a_decoder_working_in_another_range_is_warned_about():
+    class SignedAE(TinyAE):  # works in −1…1: tanh out, inputs expected in −1…1
+        def decode(self, z):
+            return torch.tanh(self.dec(z)).reshape(-1, 1, 8, 8)
+
+    torch.manual_seed(0)
+    x = torch.rand(40, 1, 8, 8)
+    with pytest.warns(UserWarning, match=r"value_range=\(-1, 1\)"):
+        e = ex.embed(SignedAE(), x, progress=False)
+    assert e.metrics["warnings"] and e.metrics["value_range"] == [0.0, 1.0]
+    quiet = ex.embed(SignedAE(), x, value_range=(-1, 1), progress=False)
+    assert quiet.metrics["warnings"] == []
+    assert ex.embed(TinyAE(), x, progress=False).metrics["warnings"] == []  # sigmoid out, 0…1: as assumed
+    with pytest.warns(UserWarning, match=r"value_range=\(0, 1\)"):  # a 0…1 model taken for −1…1
+        ex.embed(TinyAE(), (x > 0.5).float(), value_range=(-1, 1), progress=False)

@@ -624,6 +624,51 @@ def run_sample(args) -> int:
     return 0
 
 
+@command("app", "serve the web app over the shipped checkpoints (or --checkpoints FOLDER), as app.py does")
+def cmd_app(args) -> int:
+    import torch
+
+    if args.checkpoints:
+        folder = Path(args.checkpoints).expanduser()
+        if not folder.is_dir():
+            print(f"error: {folder} is not a folder of checkpoints", file=sys.stderr)
+            return 2
+        os.environ["VAELAB_CHECKPOINTS"] = str(folder.resolve())
+    if args.data_dir:
+        os.environ["VAELAB_DATA"] = str(Path(args.data_dir).expanduser().resolve())
+    from vaelab.app import build, freeze_heap, launch_options
+    from vaelab.app.catalogue import scan_checkpoints
+    from vaelab.paths import checkpoints_dir
+
+    if not scan_checkpoints():
+        print(f"error: no checkpoints in {checkpoints_dir()}: set VAELAB_CHECKPOINTS (or --checkpoints) to the "
+              "checkpoints folder of a vaelab checkout, or train one (vaelab train ... --out FOLDER)",
+              file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)  # one per request by default, as app.py: see its comment
+    demo = build()
+    freeze_heap()
+    if args.no_launch:
+        print(f"built the app over {len(scan_checkpoints())} checkpoints in {checkpoints_dir()}; not serving "
+              "(--no-launch)")
+        return 0
+    print(f"vaelab: serving http://{args.host}:{args.port}/ (Ctrl+C stops it)")
+    demo.launch(server_name=args.host, server_port=args.port, **launch_options())
+    return 0
+
+
+def add_app(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoints", default=None,
+                   help="the checkpoints folder (default $VAELAB_CHECKPOINTS, else a checkout's checkpoints/)")
+    p.add_argument("--data-dir", default=None, help="where MNIST is, in torchvision's layout (default $VAELAB_DATA)")
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                   help="address to serve on (default 127.0.0.1; 0.0.0.0 for other machines)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+                   help="port (default 7860)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per request (default 1)")
+    p.add_argument("--no-launch", action="store_true", help="build the app, say what it holds, and exit")
+
+
 @command("explore", "open the app on any autoencoder (a checkpoint folder, a diffusers or pythae model, your "
                     "own code) over a folder of images")
 def cmd_explore(args) -> int:
@@ -774,7 +819,7 @@ def add_gallery(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="where MNIST is (default $VAELAB_DATA)")
 
 
-SETUP = {"gallery": add_gallery, "push": add_push, "space": add_space, "explore": add_explore, "list": add_list, "train": add_train, "eval": add_eval, "bench": add_bench, "zoo": add_zoo,
+SETUP = {"app": add_app, "gallery": add_gallery, "push": add_push, "space": add_space, "explore": add_explore, "list": add_list, "train": add_train, "eval": add_eval, "bench": add_bench, "zoo": add_zoo,
          "train-classifier": add_train_classifier, "train-prior": add_train_prior, "sample": add_sample}
 
 

@@ -64,25 +64,90 @@ def _field(out, *names):
     return None
 
 
-def read_encoding(out) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """What an ``encode`` returned, as ``(mean or z, logvar or None)``."""
+MEAN_NAMES = ("mean", "mu", "loc", "embedding")  # a posterior's mean (pythae: embedding)
+LOGVAR_NAMES = ("logvar", "log_var", "log_variance", "log_covariance")  # pythae: log_covariance
+STD_NAMES = ("std", "stddev", "scale", "sigma")
+VAR_NAMES = ("var", "variance")
+CODE_NAMES = ("z", "code", "latent", "latents")  # a deterministic code (or a sample, beside a mean)
+POSITIONS = {"mean": MEAN_NAMES, "logvar": LOGVAR_NAMES, "std": STD_NAMES, "var": VAR_NAMES, "z": CODE_NAMES}
+
+
+def parse_posterior(posterior) -> tuple[str, ...] | None:
+    """``posterior=`` as the name of each position of the tuple ``encode`` returns:
+    ``"mean, logvar"``, ``("z", "mean", "logvar")``, ``"mean, std"``, ``"mean, var"`` or ``"z"``
+    (``_`` for a position to ignore)."""
+    if posterior is None:
+        return None
+    names = [p.strip() for p in (posterior.split(",") if isinstance(posterior, str) else posterior)]
+    aliases = {alias: key for key, group in POSITIONS.items() for alias in group} | {"_": "_"}
+    unknown = [n for n in names if n not in aliases]
+    if unknown or not names:
+        raise ExploreError(f"posterior= names each value encode returns, from {', '.join(POSITIONS)} or _ "
+                           f"(e.g. posterior=\"z, mean, logvar\"); got {posterior!r}")
+    out = tuple(aliases[n] for n in names)
+    if "mean" not in out and "z" not in out:
+        raise ExploreError(f"posterior={posterior!r} names no mean and no code z: which value is the latent?")
+    if sum(k in out for k in ("logvar", "std", "var")) > 1:
+        raise ExploreError(f"posterior={posterior!r} names the spread twice: give one of logvar, std or var")
+    return out
+
+
+def _spread(mean: torch.Tensor, logvar=None, std=None, var=None) -> torch.Tensor | None:
+    """The log-variance from whichever of the three was given (``None`` when none was)."""
+    for value, to_logvar in ((logvar, lambda v: v), (std, lambda v: 2 * torch.log(v)), (var, torch.log)):
+        if _tensor(value) is not None:
+            if value.shape != mean.shape:
+                raise ExploreError(f"encode's spread has shape {tuple(value.shape)} but its mean "
+                                   f"{tuple(mean.shape)}: they must match")
+            return to_logvar(value)
+    return None
+
+
+def read_encoding(out, posterior: tuple[str, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """What an ``encode`` returned, as ``(mean or z, logvar or None)``.
+
+    Read by name where the result has names: a diffusers output (``latent_dist``), a pythae
+    output (``embedding``, ``log_covariance``), a dict or an object with ``mean``/``mu``/``loc``
+    and ``logvar``/``std``/``scale``/``var``, a ``torch.distributions`` Normal. A bare tuple is read
+    by ``posterior`` (the name of each position, see :func:`parse_posterior`); without it only a
+    single tensor (or a 1-tuple) is accepted, since ``(mean, logvar)``, ``(mean, std)`` and
+    ``(z, mean, logvar)`` look alike."""
     if _tensor(out) is not None:
         return out, None
+    if posterior is not None and isinstance(out, (tuple, list)):
+        if len(out) != len(posterior):
+            raise ExploreError(f"posterior= names {len(posterior)} values but encode returned {len(out)}")
+        got = {k: v for k, v in zip(posterior, out) if k != "_"}
+        mean = got.get("mean", got.get("z"))
+        if _tensor(mean) is None:
+            raise ExploreError("the value posterior= calls the mean (or z) is not a tensor")
+        return mean, _spread(mean, got.get("logvar"), got.get("std"), got.get("var"))
     dist = _field(out, "latent_dist")  # diffusers AutoencoderKL
     if dist is not None:
         return dist.mean, dist.logvar
-    mean = _field(out, "mean", "mu", "loc", "embedding")
+    if isinstance(out, torch.distributions.Distribution):
+        base = out.base_dist if isinstance(out, torch.distributions.Independent) else out
+        if not isinstance(base, torch.distributions.Normal):
+            raise ExploreError(f"encode returned a {type(base).__name__} distribution: a diagonal Normal (or "
+                               "Independent of one) is what the app reads; pass encode=... returning its mean")
+        return base.loc, 2 * torch.log(base.scale)
+    mean = _field(out, *MEAN_NAMES)
     if _tensor(mean) is not None:
-        logvar = _field(out, "logvar", "log_var", "log_covariance")
-        if logvar is None and _tensor(_field(out, "scale", "std")) is not None:
-            logvar = 2 * torch.log(_field(out, "scale", "std"))
-        return mean, logvar
-    if isinstance(out, (tuple, list)) and out and _tensor(out[0]) is not None:
-        if len(out) >= 2 and _tensor(out[1]) is not None and out[1].shape == out[0].shape:
-            return out[0], out[1]
+        return mean, _spread(mean, _field(out, *LOGVAR_NAMES), _field(out, *STD_NAMES), _field(out, *VAR_NAMES))
+    code = _field(out, *CODE_NAMES)
+    if _tensor(code) is not None:
+        return code, None
+    if isinstance(out, (tuple, list)) and len(out) == 1 and _tensor(out[0]) is not None:
         return out[0], None
-    raise ExploreError(f"encode returned {type(out).__name__}: expected a tensor, a (mean, logvar) pair, or an "
-                       "object with mean and logvar (pass encode=... to say how to encode)")
+    if isinstance(out, (tuple, list)) and out and all(_tensor(v) is not None for v in out):
+        shapes = ", ".join(str(tuple(v.shape)) for v in out)
+        raise ExploreError(f"encode returned a tuple of {len(out)} tensors ({shapes}), which could be (mean, logvar), "
+                           "(mean, std), (z, mean, logvar), ...: say which with posterior=, e.g. "
+                           "posterior=\"mean, logvar\" or posterior=\"z, mean, logvar\" (on the command line: "
+                           "--posterior \"mean, logvar\")")
+    raise ExploreError(f"encode returned {type(out).__name__}: expected a tensor, a dict or an object with mean and "
+                       "logvar (or std), a torch Normal, or a tuple described by posterior= (or pass encode=... to "
+                       "say how to encode)")
 
 
 def read_decoding(out) -> torch.Tensor:
@@ -119,7 +184,8 @@ class ExternalModel(AutoEncoder):
                  image_shape: tuple[int, int, int], latent_shape: tuple[int, ...], variational: bool,
                  value_range: tuple[float, float] = (0.0, 1.0), source: str = "your model",
                  quantize: Callable | None = None, lookup: Callable | None = None,
-                 codebook: Callable[[], torch.Tensor] | None = None, index_shape: tuple[int, ...] | None = None):
+                 codebook: Callable[[], torch.Tensor] | None = None, index_shape: tuple[int, ...] | None = None,
+                 posterior: tuple[str, ...] | None = None):
         dim = math.prod(latent_shape)
         super().__init__(ExternalConfig(image_shape=tuple(image_shape), latent_dim=dim, source=source))
         self.module = module  # registered, so .eval() and .parameters() reach it
@@ -127,6 +193,20 @@ class ExternalModel(AutoEncoder):
         self.latent_shape, self.value_range = tuple(latent_shape), tuple(float(v) for v in value_range)
         self.variational = variational
         self._quantize, self._lookup, self._codebook, self.index_shape = quantize, lookup, codebook, index_shape
+        self.posterior = posterior  # the names of the tuple encode returns (read_encoding)
+        self._eval = None
+
+    def train(self, mode: bool = True):
+        """The app's eval()/train() switch this wrapper only: the module you gave keeps the mode
+        it is in, and each call runs it in eval mode (:meth:`_calling`), then puts it back."""
+        self.training = mode
+        return self
+
+    def _calling(self):
+        """Run the wrapped module in eval mode for one call (see :class:`EvalWhileCalled`)."""
+        if self._eval is None:
+            self._eval = EvalWhileCalled(self.module)
+        return self._eval
 
     @property
     def discrete(self) -> bool:
@@ -152,12 +232,13 @@ class ExternalModel(AutoEncoder):
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor, y=None) -> Latent:
-        out = self._encode(self.to_module(x))
-        if self.discrete:
-            h = read_encoding(out)[0]
-            zq, idx = self._quantize(h)
-            return Latent(z=zq, indices=idx.reshape(len(x), *self.index_shape), extras={"z_e": h})
-        mean, logvar = read_encoding(out)
+        with self._calling():
+            out = self._encode(self.to_module(x))
+            if self.discrete:
+                h = read_encoding(out)[0]
+                zq, idx = self._quantize(h)
+                return Latent(z=zq, indices=idx.reshape(len(x), *self.index_shape), extras={"z_e": h})
+        mean, logvar = read_encoding(out, self.posterior)
         flat = mean.reshape(len(x), -1)
         return Latent(z=flat, mean=flat if self.variational else None,
                       logvar=logvar.reshape(len(x), -1) if self.variational and logvar is not None else None)
@@ -165,7 +246,7 @@ class ExternalModel(AutoEncoder):
     def decode_params(self, z, y=None) -> torch.Tensor:
         if not self.discrete and z.dim() == 2:
             z = z.reshape(len(z), *self.latent_shape)
-        with torch.no_grad():
+        with torch.no_grad(), self._calling():
             return self.from_module(read_decoding(self._decode(z)))
 
     def decode(self, z, y=None) -> torch.Tensor:
@@ -174,7 +255,8 @@ class ExternalModel(AutoEncoder):
     def latent_from_indices(self, indices):
         if not self.discrete:
             return super().latent_from_indices(indices)
-        return self._lookup(torch.as_tensor(indices).long())
+        with torch.no_grad(), self._calling():
+            return self._lookup(torch.as_tensor(indices).long())
 
     def codebooks(self) -> list[torch.Tensor | None]:
         return [self._codebook()] if self.discrete else []
@@ -189,11 +271,45 @@ class ExternalModel(AutoEncoder):
         raise TypeError(f"{self.config.source} is explored here, not trained: train it with its own library")
 
 
-def _probe(encode_fn: Callable, image_shape, value_range) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _probe(model, encode_fn: Callable, image_shape, value_range,
+           posterior) -> tuple[torch.Tensor, torch.Tensor | None]:
     x = torch.rand(2, *image_shape)
     lo, hi = value_range
-    with torch.no_grad():
-        return read_encoding(encode_fn(lo + (hi - lo) * x))
+    with torch.no_grad(), _eval_mode(model):
+        return read_encoding(encode_fn(lo + (hi - lo) * x), posterior)
+
+
+class EvalWhileCalled:
+    """A context manager: ``module`` in eval mode while at least one call is inside (calls from the
+    app's threads may overlap), each submodule's own mode put back when the last one leaves. The
+    model you gave is left as it was between calls."""
+
+    def __init__(self, module):
+        import threading
+
+        self.module, self.lock, self.inside, self.modes = module, threading.Lock(), 0, {}
+
+    def __enter__(self):
+        if isinstance(self.module, nn.Module):
+            with self.lock:
+                if self.inside == 0:
+                    self.modes = {m: m.training for m in self.module.modules()}
+                    self.module.eval()
+                self.inside += 1
+        return self
+
+    def __exit__(self, *exc):
+        if isinstance(self.module, nn.Module):
+            with self.lock:
+                self.inside -= 1
+                if self.inside == 0:
+                    for m, mode in self.modes.items():
+                        m.training = mode
+        return False
+
+
+def _eval_mode(model) -> EvalWhileCalled:
+    return EvalWhileCalled(model)
 
 
 def _image_shape(model, image_shape) -> tuple[int, int, int]:
@@ -227,17 +343,29 @@ def _library(model) -> str:
 
 def adapt(model, *, encode: Callable | str | None = None, decode: Callable | str | None = None,
           image_shape: tuple[int, int, int] | None = None, value_range: tuple[float, float] | None = None,
-          name: str | None = None) -> AutoEncoder:
+          name: str | None = None, posterior=None) -> AutoEncoder:
     """``model`` behind vaelab's contract (a vaelab model is returned as it is).
 
     ``encode``/``decode``: callables (or method names on ``model``) where it does not have
     ``encode``/``decode`` of its own. ``image_shape``: ``(C, H, W)`` it takes (read from a
     diffusers or pythae config when not given). ``value_range``: the pixel range it works in
-    (diffusers' −1…1 by default for diffusers models, else 0…1)."""
+    (diffusers' −1…1 by default for diffusers models, else 0…1; :func:`embed` warns when the
+    decoder's outputs say otherwise). ``posterior``: the name of each value in the tuple
+    ``encode`` returns (``"mean, logvar"``, ``"z, mean, logvar"``, ``"mean, std"``: see
+    :func:`parse_posterior`); results with names (dicts, diffusers and pythae outputs, torch
+    distributions) need none. The module you pass is not changed: each call runs it in eval mode
+    and gives it back in the mode it was in."""
     if isinstance(model, AutoEncoder):
         return model
-    if isinstance(model, nn.Module):
-        model.eval()
+    posterior = parse_posterior(posterior)
+    if value_range is not None:
+        try:
+            lo, hi = (float(v) for v in value_range)
+        except (TypeError, ValueError):
+            raise ExploreError(f"value_range is (low, high), e.g. (-1, 1); got {value_range!r}") from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ExploreError(f"value_range is (low, high) with low < high; got {value_range!r}")
+        value_range = (lo, hi)
     kind = _library(model)
     shape = _image_shape(model, image_shape)
     cls = type(model).__name__
@@ -256,10 +384,10 @@ def adapt(model, *, encode: Callable | str | None = None, decode: Callable | str
         if not callable(enc) or not callable(dec):
             raise ExploreError(f"{cls} has no encode/decode methods: pass encode=... and decode=... (callables or "
                                "method names) that map images to latents and back")
-    mean, logvar = _probe(enc, shape, vr)
+    mean, logvar = _probe(model, enc, shape, vr, posterior)
     return ExternalModel(model if isinstance(model, nn.Module) else None, enc, dec, image_shape=shape,
                          latent_shape=tuple(mean.shape[1:]), variational=logvar is not None, value_range=vr,
-                         source=source)
+                         source=source, posterior=posterior)
 
 
 def _diffusers_vq(model, shape, value_range, source) -> ExternalModel:
@@ -279,7 +407,7 @@ def _diffusers_vq(model, shape, value_range, source) -> ExternalModel:
         return model.decode(z, force_not_quantize=True)
 
     lo, hi = value_range
-    with torch.no_grad():
+    with torch.no_grad(), _eval_mode(model):
         h = model.encode(lo + (hi - lo) * torch.rand(1, *shape)).latents
     return ExternalModel(model, lambda x: model.encode(x).latents, decode, image_shape=shape,
                          latent_shape=tuple(h.shape[1:]), variational=False, value_range=value_range, source=source,
@@ -357,9 +485,10 @@ class Images:
     source: str  # where they came from, in words
 
 
-def _fit(x: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+def _fit(x: torch.Tensor, shape: tuple[int, int, int], clamp: bool = True) -> torch.Tensor:
     """Images ``(N, C, H, W)`` resized (shorter side) and centre-cropped to ``shape``, channels
-    matched (grey repeated to RGB, RGB averaged to grey)."""
+    matched (grey repeated to RGB, RGB averaged to grey); ``clamp``: into 0…1 after resizing
+    (off while the pixel range is still to be read from the whole set)."""
     import torch.nn.functional as F
 
     c, h, w = shape
@@ -376,15 +505,22 @@ def _fit(x: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
         x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
         top, left = (x.shape[2] - h) // 2, (x.shape[3] - w) // 2
         x = x[:, :, top:top + h, left:left + w]
-    return x.clamp(0, 1).contiguous()
+    return (x.clamp(0, 1) if clamp else x).contiguous()
+
+
+def _scale_integers(t: torch.Tensor) -> torch.Tensor:
+    """Integer pixels to float 0…1 by their type's range (8-bit by 255, 16-bit by 65,535); floats
+    as they are."""
+    if t.dtype == torch.uint8:
+        return t.float() / 255
+    if not t.is_floating_point() and t.dtype != torch.bool and t.numel():
+        return t.float() / (255.0 if int(t.max()) <= 255 else 65535.0)
+    return t.float()
 
 
 def _as_batch(t: torch.Tensor) -> torch.Tensor:
     """A tensor of images in any common layout -> ``(N, C, H, W)`` float in [0, 1]."""
-    t = torch.as_tensor(t)
-    if t.dtype == torch.uint8:
-        t = t.float() / 255
-    t = t.float()
+    t = _scale_integers(torch.as_tensor(t))
     if t.dim() == 3:  # (N, H, W) grey
         t = t[:, None]
     elif t.dim() == 4 and t.shape[1] not in (1, 3) and t.shape[-1] in (1, 3):  # (N, H, W, C)
@@ -441,7 +577,10 @@ def images(data, image_shape: tuple[int, int, int], *, labels=None, max_images: 
 
 
 def _pairs(data, n_max: int, progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(image, label)`` items (PIL images, arrays or tensors) -> a batch and labels."""
+    """``(image, label)`` items (PIL images, arrays or tensors) -> a batch and labels. Integer
+    pixels are scaled by their type's range (uint8 by 255, 16-bit by 65,535); float ones are kept
+    as they are, and their range (0…1 or −1…1) is read once from the whole set by
+    :func:`_as_batch`, not guessed image by image."""
     xs, ys = [], []
     n = min(len(data), n_max)
     for i in _progress(range(n), n, "reading images", progress):
@@ -452,40 +591,102 @@ def _pairs(data, n_max: int, progress: bool) -> tuple[torch.Tensor, torch.Tensor
     shapes = {tuple(t.shape) for t in xs}
     if len(shapes) > 1:  # different sizes: fit each to the first one's size before stacking
         c, h, w = xs[0].shape
-        xs = [_fit(t[None], (c, h, w))[0] for t in xs]
+        xs = [_fit(t[None], (c, h, w), clamp=False)[0] for t in xs]
     return torch.stack(xs), torch.tensor(ys, dtype=torch.int64)
 
 
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I")  # PIL's modes for 16-bit (and 32-bit integer) grey images
+
+
+def _pil_pixels(im) -> np.ndarray:
+    """A PIL image's pixels as float32 in 0…1: 8-bit by 255, 16-bit by 65,535 (``convert("L")``
+    would clip a 16-bit image to white), palette and alpha images through RGB."""
+    if im.mode in SIXTEEN_BIT:
+        return np.asarray(im, dtype=np.float32) / 65535.0
+    if im.mode == "F":
+        return np.asarray(im, dtype=np.float32)  # float pixels: their range is read with the others
+    if im.mode not in ("L", "RGB"):
+        im = im.convert("RGB")
+    return np.asarray(im, dtype=np.float32) / 255.0
+
+
 def _one_image(im) -> torch.Tensor:
-    """A PIL image, array or tensor -> ``(C, H, W)`` float in [0, 1]."""
+    """A PIL image, array or tensor -> ``(C, H, W)`` float: integer types scaled to 0…1 by their
+    range, floats as given (see :func:`_pairs`)."""
     if hasattr(im, "convert") and hasattr(im, "size"):  # PIL
-        im = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
-    t = torch.as_tensor(np.array(im)) if not isinstance(im, torch.Tensor) else im
+        t = torch.from_numpy(_pil_pixels(im).copy())
+    else:
+        t = _scale_integers(im if isinstance(im, torch.Tensor) else torch.as_tensor(np.array(im)))
     if t.dim() == 2:
         t = t[None]
     elif t.dim() == 3 and t.shape[0] not in (1, 3) and t.shape[-1] in (1, 3):
         t = t.permute(2, 0, 1)
-    return _as_batch(t[None])[0]
+    return t
+
+
+def _image_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def folder_files(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
+    """The images of a folder and their classes: one class per sub-folder holding images (as
+    torchvision's ``ImageFolder``), and the images directly in the folder as a class of their own
+    (so none is dropped); a folder of images only has one class, "all"."""
+    top = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                 and not p.name.startswith("."))
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    groups = [(d.name, _image_files(d)) for d in subdirs]
+    groups = [(name, files) for name, files in groups if files]
+    if not groups:
+        return [(p, 0) for p in top], ["all"]
+    if top:
+        groups.append((f"{root.name} (top level)", top))
+    classes = [name for name, _ in groups]
+    return [(p, y) for y, (_, files) in enumerate(groups) for p in files], classes
+
+
+def folder_image_shape(root: str | Path, sample: int = 200) -> tuple[int, int, int]:
+    """``(C, H, W)`` of a folder's images when they all agree (read from up to ``sample`` files'
+    headers, spread over the folder); an :class:`ExploreError` naming the sizes otherwise."""
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(root)
+    if not root.is_dir():
+        raise ExploreError(f"{root} is not a folder")
+    files = [p for p, _ in folder_files(root)[0]]
+    if not files:
+        raise ExploreError(f"{root} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    pick = [files[i] for i in np.unique(np.linspace(0, len(files) - 1, min(sample, len(files))).round().astype(int))]
+    shapes = set()
+    for path in pick:
+        try:
+            with Image.open(path) as im:
+                channels = 1 if im.mode in ("1", "L", "I", "F", *SIXTEEN_BIT) or (im.mode == "P" and _grey_palette(im)) else 3
+                shapes.add((channels, im.size[1], im.size[0]))
+        except (UnidentifiedImageError, OSError):
+            continue
+    if len(shapes) != 1:
+        seen = ", ".join(f"{c}×{h}×{w}" for c, h, w in sorted(shapes)[:4]) or "none readable"
+        raise ExploreError(f"the images in {root} do not share one size ({seen}) and the model does not say which it "
+                           "takes: pass image_shape=(channels, height, width) (--image-shape C H W)")
+    return shapes.pop()
+
+
+def _grey_palette(im) -> bool:
+    pal = im.getpalette() or []
+    rgb = np.asarray(pal[: len(pal) // 3 * 3]).reshape(-1, 3)
+    return bool(len(rgb)) and bool((rgb == rgb[:, :1]).all())
 
 
 def _folder(root: Path, shape, n_max: int, progress: bool) -> Images:
-    """A folder of images: torchvision's ``ImageFolder`` when it has class sub-folders, else
-    the images in it (no labels). Resized and centre-cropped to ``shape`` as each is read."""
+    """A folder of images (see :func:`folder_files` for the classes), resized and centre-cropped
+    to ``shape`` as each is read. Unreadable files are skipped and named."""
     from PIL import Image, UnidentifiedImageError
 
     if not root.is_dir():
         raise ExploreError(f"{root} is not a folder")
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if subdirs:
-        from torchvision.datasets import ImageFolder
-
-        try:
-            folder = ImageFolder(str(root))
-        except FileNotFoundError as error:
-            raise ExploreError(f"{root}: {error}") from None
-        files, classes = [(Path(p), y) for p, y in folder.samples], list(folder.classes)
-    else:
-        files, classes = [(p, 0) for p in sorted(root.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES], ["all"]
+    files, classes = folder_files(root)
     if not files:
         raise ExploreError(f"{root} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     if len(files) > n_max:  # an even spread over the classes rather than the first class only
@@ -496,17 +697,34 @@ def _folder(root: Path, shape, n_max: int, progress: bool) -> Images:
         try:
             with Image.open(path) as im:
                 im.draft("RGB", (shape[2] * 2, shape[1] * 2))  # JPEG: decode near the size needed
-                t = _one_image(im.convert("L" if shape[0] == 1 else "RGB"))
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
-            skipped.append(f"{path.name} ({type(error).__name__})")
+                if im.mode not in ("L", "F", *SIXTEEN_BIT):
+                    im = im.convert("L" if shape[0] == 1 else "RGB")
+                t = torch.from_numpy(_pil_pixels(im).copy())
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+            skipped.append(f"{path.relative_to(root)} ({_why_unreadable(error)})")
             continue
-        xs.append(_fit(t[None], shape)[0])
+        t = t[None] if t.dim() == 2 else t.permute(2, 0, 1)
+        xs.append(_fit(t[None], shape, clamp=False)[0])
         ys.append(y)
     if not xs:
         raise ExploreError(f"none of the images in {root} could be read: {', '.join(skipped[:5])}")
-    note = f"; {len(skipped)} unreadable file(s) skipped" if skipped else ""
-    return Images(torch.stack(xs), torch.tensor(ys, dtype=torch.int64), classes,
+    x = _fit(_as_batch(torch.stack(xs)), shape)
+    note = ""
+    if skipped:
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        note = f"; skipped, unreadable: {', '.join(skipped[:5])}{more}"
+    return Images(x, torch.tensor(ys, dtype=torch.int64), classes,
                   f"{len(xs):,} images from the folder {root.name}{note}")
+
+
+def _why_unreadable(error: Exception) -> str:
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image PIL can read"
+    if isinstance(error, Image.DecompressionBombError):
+        return "too many pixels"
+    return "truncated or damaged"
 
 
 # --- embedding ------------------------------------------------------------------------------------
@@ -522,6 +740,36 @@ class Embedding:
     pca_mean: np.ndarray
     pca_basis: np.ndarray  # (components, pixels), largest variance first
     seconds: dict = field(default_factory=dict)
+
+
+OUTSIDE = 0.05  # share of the decoder's pixels beyond 0…1 (by more than a quarter of the range) that is "clearly not"
+
+
+def range_warnings(m, x: torch.Tensor) -> list[str]:
+    """What the decoder's outputs on ``x`` say about the pixel range assumed for the model
+    (``value_range``), as sentences; ``[]`` when they agree with it. A model working in −1…1 but
+    fed 0…1 gives outputs far below 0; one working in 0…1 but taken for −1…1 never gives the
+    dark half of the range."""
+    if not isinstance(m, ExternalModel) or m.discrete or len(x) == 0:
+        return []
+    with torch.no_grad():
+        out = m.decode_params(m.encode(x).flat())
+    if not torch.isfinite(out).all():
+        return ["the decoder gave NaN or infinite pixels for some images"]
+    lo, hi = m.value_range
+    seen_lo, seen_hi = (float(lo + (hi - lo) * v) for v in (out.min(), out.max()))
+    outside = float(((out < -0.25) | (out > 1.25)).float().mean())
+    said = f"value_range=({lo:g}, {hi:g})"
+    if outside > OUTSIDE:
+        guess = " If it works in −1…1, pass value_range=(-1, 1)." if seen_lo < -0.5 and (lo, hi) == (0.0, 1.0) else ""
+        return [f"The decoder's outputs run from {seen_lo:.2f} to {seen_hi:.2f}, and {outside:.0%} of its pixels lie "
+                f"well outside the range assumed ({said}): the pictures and errors are likely wrong.{guess}"]
+    dark_inputs = float((x < 0.1).float().mean())
+    dark_outputs = float((out < 0.25).float().mean())
+    if (lo, hi) != (0.0, 1.0) and dark_inputs > 0.2 and dark_outputs < 0.01:
+        return [f"The decoder never gives the dark half of the assumed range ({said}) although "
+                f"{dark_inputs:.0%} of the input pixels are dark: if the model works in 0…1, pass value_range=(0, 1)."]
+    return []
 
 
 def pca_fit(x: np.ndarray, components: int, max_rows: int = 2000) -> tuple[np.ndarray, np.ndarray]:
@@ -555,14 +803,24 @@ def embed(model, data, *, labels=None, max_images: int = MAX_IMAGES, batch_size:
 
     if latent_map not in ("flatten", "pool"):
         raise ExploreError('latent_map is "flatten" or "pool"')
-    if "image_shape" not in adapt_kwargs and isinstance(data, (torch.Tensor, np.ndarray, Images)):
+    if ("image_shape" not in adapt_kwargs and not isinstance(model, AutoEncoder)
+            and isinstance(data, (torch.Tensor, np.ndarray, Images, str, Path))):
         try:
             adapt_kwargs["image_shape"] = _image_shape(model, None)
         except ExploreError:  # the model does not say: the images given do
-            adapt_kwargs["image_shape"] = tuple((data.x if isinstance(data, Images) else _as_batch(
-                torch.as_tensor(np.asarray(data[:1]) if isinstance(data, np.ndarray) else data[:1]))).shape[1:])
+            if isinstance(data, (str, Path)):
+                adapt_kwargs["image_shape"] = folder_image_shape(data)
+            else:
+                adapt_kwargs["image_shape"] = tuple((data.x if isinstance(data, Images) else _as_batch(
+                    torch.as_tensor(np.asarray(data[:1]) if isinstance(data, np.ndarray) else data[:1]))).shape[1:])
     m = adapt(model, **adapt_kwargs)
-    m.eval()
+    if m is model:  # a vaelab model: the app works on a copy in eval mode; yours stays as it is
+        import copy
+
+        m = copy.deepcopy(model)
+        for p in m.parameters():
+            p.requires_grad_(False)
+    m.eval()  # an adapted model: each call runs your module in eval mode and gives it back as it was
     shape = tuple(m.config.image_shape)
     data = data if isinstance(data, Images) else images(data, shape, labels=labels, max_images=max_images,
                                                         progress=progress)
@@ -598,6 +856,11 @@ def embed(model, data, *, labels=None, max_images: int = MAX_IMAGES, batch_size:
         xr = x[rec_idx]
         rec = torch.cat([m.reconstruct(xr[i:i + batch_size]) for i in range(0, len(xr), batch_size)]).clamp(0, 1)
     seconds["reconstruct"] = time.perf_counter() - t0
+    warnings_ = range_warnings(m, xr[:batch_size])
+    for w in warnings_:
+        import warnings
+
+        warnings.warn(w, stacklevel=2)
     t0 = time.perf_counter()
     pixels = x.flatten(1).numpy()
     info = m.info
@@ -658,5 +921,8 @@ def embed(model, data, *, labels=None, max_images: int = MAX_IMAGES, batch_size:
         arrays["indices_level0"] = idx.numpy().astype(np.int32)
         arrays["usage_level0"] = counts.numpy()
     seconds["maps"] = time.perf_counter() - t0
+    if isinstance(m, ExternalModel):
+        results["value_range"] = list(m.value_range)
+    results["warnings"] = warnings_
     results["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
     return Embedding(m, data, arrays, results, mean, basis, seconds)

@@ -3,9 +3,12 @@
 - :func:`checkpoints_dir`: the shipped checkpoints, ``$VAELAB_CHECKPOINTS`` if set, else the
   repository's ``checkpoints/`` folder (when vaelab runs from a checkout).
 - :func:`classifier_dir`: the project's MNIST classifier, ``checkpoints_dir() / "classifier"``.
-- :data:`REPO_ROOT`: the checkout vaelab was imported from; relative paths in configs (VQ-GAN's
-  ``feature_net``) start here. When vaelab is installed as a package it is the folder above the
-  installed package, which holds no checkpoints; set ``VAELAB_CHECKPOINTS`` there.
+- :func:`checkpoint_path`: a path a checkpoint's config names (VQ-GAN's ``feature_net``),
+  resolved against :func:`checkpoints_dir` — so an installed copy with ``VAELAB_CHECKPOINTS``
+  finds the same files a checkout does.
+- :data:`REPO_ROOT`: the checkout vaelab was imported from (the zoo, the gallery and the results
+  table write there). When vaelab is installed as a package it is the folder above the installed
+  package, which holds no checkpoints: nothing the app reads is found through it.
 """
 
 from __future__ import annotations
@@ -26,3 +29,16 @@ def checkpoints_dir() -> Path:
 def classifier_dir() -> Path:
     """The shipped classifier's folder (it may be absent: callers check)."""
     return checkpoints_dir() / CLASSIFIER
+
+
+def checkpoint_path(path: str | os.PathLike) -> Path:
+    """A path named in a checkpoint's config, on this machine: an absolute path as it is; a
+    relative one inside :func:`checkpoints_dir` (a leading ``checkpoints/``, how configs written in
+    a checkout name it, is the checkpoints folder itself)."""
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return p
+    parts = p.parts
+    if parts and parts[0] == "checkpoints":
+        parts = parts[1:]
+    return checkpoints_dir().joinpath(*parts)

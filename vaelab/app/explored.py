@@ -74,9 +74,7 @@ def register(e: Embedding, name: str | None = None) -> Card:
     pca = state.PCA(e.pca_mean, e.pca_basis)
     loaded = state.Loaded(card, m, e.metrics, widen(e.arrays), dataset=dataset, pca=pca,
                           classes=list(e.data.classes))
-    for p in m.parameters():
-        p.requires_grad_(False)
-    state.adopt(loaded)
+    state.adopt(loaded)  # the model's calls run without gradients (torch.no_grad in the adapter and the tabs)
     return catalogue.register_explored(card)
 
 
@@ -90,13 +88,13 @@ def explore(model, data=None, *, name: str | None = None, labels=None, max_image
     torchvision dataset, a vaelab ``Dataset``, or a folder of images; resized and centre-cropped
     to the model's size, at most ``max_images`` (default 5,000). ``latent_map``: ``"flatten"`` or
     ``"pool"`` for a spatial latent. Other keyword arguments go to :func:`vaelab.external.adapt`
-    (``image_shape``, ``value_range``, ``encode``, ``decode``) and, with ``launch``, to
+    (``image_shape``, ``value_range``, ``encode``, ``decode``, ``posterior``) and, with ``launch``, to
     ``demo.launch`` (``server_port``, ``share``, ...).
 
     Returns the Gradio app (launched unless ``launch=False``)."""
     from vaelab.external import MAX_IMAGES
 
-    adapt_keys = {"image_shape", "value_range", "encode", "decode"}
+    adapt_keys = {"image_shape", "value_range", "encode", "decode", "posterior"}
     adapt_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in adapt_keys}
     if data is None:
         raise TypeError("explore needs images to embed: a tensor, a dataset or a folder")

@@ -54,7 +54,7 @@ from vaelab.models.base import LossOutput
 from vaelab.models.vqvae import TINY as VQ_TINY
 from vaelab.models.vqvae import VQVAE, VQVAEConfig
 from vaelab.nn.discriminators import make_discriminator
-from vaelab.paths import REPO_ROOT  # relative feature_net paths start here
+from vaelab.paths import checkpoint_path
 from vaelab.registry import register
 
 
@@ -68,7 +68,7 @@ class VQGANConfig(VQVAEConfig):
     adv_weight: float = 0.1  # weight of the generator's non-saturating GAN loss (patch mean, per image) next to the recon nats
     disc_start: int = 500  # training step from which the GAN terms count (both objectives are 0 before; ~1 MNIST epoch at batch 128)
     feature_weight: float = 1.0  # weight of ‖f(x) − f(x̂)‖² on the classifier's features; 0 disables the term and the network
-    feature_net: str = "checkpoints/classifier"  # folder of the vaelab classifier giving f; relative paths start at the repo root
+    feature_net: str = "checkpoints/classifier"  # folder of the vaelab classifier giving f; a relative path is inside the checkpoints folder ($VAELAB_CHECKPOINTS)
 
 
 # tiny 1×8×8 test preset: the shipped classifier takes 28×28 images, so the feature term is off;
@@ -77,9 +77,9 @@ TINY = {**VQ_TINY, "disc_channels": (4, 8), "disc_start": 0, "feature_weight": 0
 
 
 def feature_net_folder(config: VQGANConfig) -> Path:
-    """Where the feature network is read from: ``feature_net``, relative to the repo root."""
-    folder = Path(config.feature_net).expanduser()
-    return folder if folder.is_absolute() else REPO_ROOT / folder
+    """Where the feature network is read from: ``feature_net``, through
+    :func:`vaelab.paths.checkpoint_path` (a relative path is inside the checkpoints folder)."""
+    return checkpoint_path(config.feature_net)
 
 
 def check_feature_net(config: VQGANConfig) -> Path:

@@ -61,13 +61,71 @@ def contractive_models(cards: list[Card]) -> list[Card]:
     return [c for c in cards if c.family == "classic" and callable(getattr(load(c.name).model, "contractive_penalty", None))]
 
 
+ARCHITECTURE = ("image_shape", "backbone", "hidden", "channels", "activation", "latent_dim", "code_activation",
+                "likelihood")  # what a plain baseline must share with the regularised model
+RECIPE = ("lr", "lr_schedule", "batch_size", "binarize", "weight_decay")  # and how both were trained
+
+
+@functools.lru_cache(maxsize=64)
+def _recorded(folder) -> tuple[dict, dict]:
+    """A checkpoint's config fields and training settings, from its JSON files (no weights)."""
+    from vaelab.folders import read_json
+
+    meta = read_json(folder, "config.json", {}) or {}
+    history = read_json(folder, "history.json", {}) or {}
+    settings = history.get("settings", {}) if isinstance(history, dict) else {}
+    return dict(meta.get("config", {})), dict(settings) if isinstance(settings, dict) else {}
+
+
+def _defaults() -> dict:
+    from vaelab.models.classic import AEConfig
+    from vaelab.train import TrainSettings
+
+    return {**AEConfig().__dict__, **TrainSettings().__dict__}
+
+
+def differences(like: Card, plain: Card) -> list[str]:
+    """What differs between the regularised model and its plain baseline besides the penalty,
+    in words (``[]``: only the penalty)."""
+    (c1, s1), (c2, s2), d = _recorded(like.folder), _recorded(plain.folder), _defaults()
+    out = []
+    for key in ARCHITECTURE:
+        a, b = c1.get(key, d.get(key)), c2.get(key, d.get(key))
+        if a != b:
+            out.append(f"{key.replace('_', ' ')} {_word(b)} instead of {_word(a)}")
+    for key in RECIPE:
+        a, b = s1.get(key, d.get(key)), s2.get(key, d.get(key))
+        if a != b:
+            out.append(f"trained with {key.replace('_', ' ')} {_word(b)} instead of {_word(a)}")
+    e1, e2 = s1.get("epochs"), s2.get("epochs")
+    if e1 != e2:
+        out.append(f"at most {e2} epochs instead of {e1}")
+    return out
+
+
+def _word(v) -> str:
+    return "none" if v in ((), []) else "×".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
+
 def plain_baseline(cards: list[Card], like: Card) -> Card | None:
-    """The shipped autoencoder with no penalty at all, on the same data; the same code size if
-    one has it."""
-    plain = [c for c in cards if c.family == "classic" and c.dataset == like.dataset
-             and type(load(c.name).model) is Autoencoder]
-    same = [c for c in plain if c.latent_dim == like.latent_dim]
-    return (same or plain or [None])[0]
+    """The shipped autoencoder with no penalty at all (the ``ae`` variant, no corruption) that
+    differs least from ``like``: on the same data, and where one exists the same network, code
+    non-linearity and training recipe, so that the panel compares the penalty alone."""
+    plain = [c for c in cards if c.family == "classic" and c.variant == "ae" and c.dataset == like.dataset
+             and c.name != like.name]
+    return min(plain, key=lambda c: (len(differences(like, c)), c.name), default=None)
+
+
+def baseline_note(like: Card, plain: Card | None) -> str:
+    """One line saying what the comparison holds fixed, and what it does not."""
+    if plain is None:
+        return "No plain autoencoder on the same data is shipped, so there is nothing to compare with."
+    diff = differences(like, plain)
+    if not diff:
+        return (f"The plain autoencoder **{plain.display}** has the same network, code and training recipe as "
+                f"**{like.display}**: the only difference is the penalty.")
+    return (f"The plain autoencoder **{plain.display}** differs from **{like.display}** in more than the penalty: "
+            + "; ".join(diff) + ". Part of any gap below comes from that.")
 
 
 def _images(m: Loaded, n: int = N_IMAGES) -> torch.Tensor | None:
@@ -90,8 +148,10 @@ def trained_noise(m: Loaded) -> tuple[str, float]:
 
 
 def corrupted(x: torch.Tensor, noise: str, level: float, seed: int) -> torch.Tensor:
-    """``x`` corrupted as in training (:func:`vaelab.models.classic.corrupt`), with a fixed seed."""
-    return corrupt(x, noise, level, torch.Generator().manual_seed(int(seed))).clamp(0, 1)
+    """``x`` corrupted exactly as in training (:func:`vaelab.models.classic.corrupt`), with a fixed
+    seed: Gaussian noise is not clipped to 0…1 there, so it is not clipped here either (only the
+    picture of it is)."""
+    return corrupt(x, noise, level, torch.Generator().manual_seed(int(seed)))
 
 
 @functools.lru_cache(maxsize=16)
@@ -130,7 +190,7 @@ def show_denoising(name: str, plain: str | None, noise: str, level, index, seed)
     with torch.no_grad():
         rebuilt = m.model.reconstruct(noisy).clamp(0, 1)
         plain_rebuilt = load(plain).model.reconstruct(noisy).clamp(0, 1) if plain else None
-    tiles = [clean[0], noisy[0], rebuilt[0]] + ([plain_rebuilt[0]] if plain_rebuilt is not None else [])
+    tiles = [clean[0], noisy[0].clamp(0, 1), rebuilt[0]] + ([plain_rebuilt[0]] if plain_rebuilt is not None else [])
     err = float(((rebuilt - clean) ** 2).mean())
     plain_err = float(((plain_rebuilt - clean) ** 2).mean()) if plain_rebuilt is not None else None
     t_noise, t_level = trained_noise(m)
@@ -141,7 +201,10 @@ def show_denoising(name: str, plain: str | None, noise: str, level, index, seed)
     numbers = (f"**{m.card.display}** was trained on images with **{t_noise.replace('_', '-')} noise at level "
                f"{t_level:g}** (the controls start there). On this image: error of its rebuild against the clean "
                f"image {err:.4f}" + (f", the plain autoencoder's {plain_err:.4f}" if plain_err is not None else "")
-               + " (mean squared error per pixel).")
+               + " (mean squared error per pixel)."
+               + (" Gaussian noise leaves some pixels below 0 or above 1: the models see them so, as in training; "
+                  "the picture clips them." if noise == "gaussian" and level > 0 else "")
+               + "  \n" + baseline_note(m.card, load(plain).card if plain else None))
     return {"den_strip": viz.to_display(viz.tile(tiles, cols=len(tiles), pad=2), pixels=150 * len(tiles)),
             "den_numbers": numbers,
             "den_curve": line_chart(series, f"{noise.replace('_', '-')} noise level",
@@ -324,6 +387,7 @@ def show_contractive(name: str, plain: str | None, eps, index) -> dict:
     pictures = [norm_map(c["points"], c["norms"], vmax) for c in maps]
     gap = np.full((pictures[0].shape[0], 12, 3), 255, np.uint8)
     strip = np.concatenate(sum(([p, gap] for p in pictures), [])[:-1], axis=1)
+    lines.append(baseline_note(m.card, load(plain).card if plain else None))
     return {"ct_maps": strip, "ct_numbers": "  \n".join(lines) + f"  \nColour: ‖∂h/∂x‖_F from 0 (dark) to {vmax:.3g} "
                                                                   "(yellow), one scale for both maps."}
 
@@ -338,6 +402,18 @@ FORMULAS = {
 }
 
 
+def with_baseline(show, baselines: dict):
+    """``show(name, plain, *rest)`` as a handler of ``(name, *rest)``: each model is compared with
+    its own plain baseline (:func:`plain_baseline`), chosen once when the tab is laid out."""
+    import functools
+
+    @functools.wraps(show)
+    def handler(name, *rest):
+        plain = baselines.get(name)
+        return show(name, plain.name if plain else None, *rest)
+    return handler
+
+
 def render(cards: list[Card]):
     den, sparse, contr = denoising_models(cards), sparse_models(cards), contractive_models(cards)
     with gr.Tab("Regularisers"):
@@ -350,12 +426,11 @@ def render(cards: list[Card]):
             with gr.Accordion("Denoising: rebuild the clean image from a damaged one", open=True):
                 gr.Markdown(FORMULAS["denoising"], latex_delimiters=LATEX)
                 first = den[0]
-                plain = plain_baseline(cards, first)
+                d_plains = {x.name: plain_baseline(cards, x) for x in den}
                 noise, level = trained_noise(load(first.name))
                 with gr.Row():
                     d_model = gr.Dropdown([(x.short_label, x.name) for x in den], value=first.name, label="model",
                                           scale=2)
-                    d_plain = gr.State(plain.name if plain else None)
                     d_noise = gr.Radio(list(NOISES), value=noise, label="noise", scale=2, elem_id="reg-noise")
                     d_level = gr.Slider(0, 0.95, value=level, step=0.05, label="noise level", scale=2,
                                         elem_id="reg-level")
@@ -367,12 +442,12 @@ def render(cards: list[Card]):
                                                       "autoencoder's rebuild", alt="denoising comparison",
                                                 elem_id="reg-den")
                     c["den_curve"] = gr.HTML(label="error against the noise level", show_label=True, container=True)
-            d_inputs = [d_model, d_plain, d_noise, d_level, d_index, d_seed]
+            d_inputs = [d_model, d_noise, d_level, d_index, d_seed]
             for comp, api in ((d_noise, "reg_noise"), (d_level, "reg_level"), (d_index, "reg_den_image"),
                               (d_seed, "reg_den_seed"), (d_model, "reg_den_model")):
-                comp.change(keyed(show_denoising, c), d_inputs, [c["den_strip"], c["den_numbers"], c["den_curve"]],
+                comp.change(keyed(with_baseline(show_denoising, d_plains), c), d_inputs, [c["den_strip"], c["den_numbers"], c["den_curve"]],
                             api_name=api, show_progress="hidden", trigger_mode="always_last")
-            loads.append((keyed(show_denoising, c), d_inputs, [c["den_strip"], c["den_numbers"], c["den_curve"]]))
+            loads.append((keyed(with_baseline(show_denoising, d_plains), c), d_inputs, [c["den_strip"], c["den_numbers"], c["den_curve"]]))
         if sparse:
             with gr.Accordion("Sparsity: few code units per image", open=True):
                 gr.Markdown(FORMULAS["sparse"], latex_delimiters=LATEX)
@@ -402,11 +477,10 @@ def render(cards: list[Card]):
             with gr.Accordion("Contraction: small changes of the input barely move the code", open=True):
                 gr.Markdown(FORMULAS["contractive"], latex_delimiters=LATEX)
                 first = contr[0]
-                plain = plain_baseline(cards, first)
+                c_plains = {x.name: plain_baseline(cards, x) for x in contr}
                 with gr.Row():
                     c_model = gr.Dropdown([(x.short_label, x.name) for x in contr], value=first.name, label="model",
                                           scale=2)
-                    c_plain = gr.State(plain.name if plain else None)
                     c_eps = gr.Slider(0.01, 0.5, value=0.05, step=0.01, label="size of the random change (× the "
                                       "image's norm)", scale=2, elem_id="reg-eps")
                     c_index = gr.Number(0, precision=0, label="test image #", minimum=0, scale=1)
@@ -414,9 +488,9 @@ def render(cards: list[Card]):
                 c["ct_maps"] = PixelImage(label="each test image's code (PCA plane), coloured by the encoder's Jacobian "
                                                 "norm: the contractive model (left) and the plain one (right)",
                                           alt="Jacobian norm maps", elem_id="reg-jac")
-            c_inputs = [c_model, c_plain, c_eps, c_index]
+            c_inputs = [c_model, c_eps, c_index]
             for comp, api in ((c_model, "reg_contractive_model"), (c_eps, "reg_eps"), (c_index, "reg_contractive_image")):
-                comp.change(keyed(show_contractive, c), c_inputs, [c["ct_maps"], c["ct_numbers"]], api_name=api,
+                comp.change(keyed(with_baseline(show_contractive, c_plains), c), c_inputs, [c["ct_maps"], c["ct_numbers"]], api_name=api,
                             show_progress="hidden", trigger_mode="always_last")
-            loads.append((keyed(show_contractive, c), c_inputs, [c["ct_maps"], c["ct_numbers"]]))
+            loads.append((keyed(with_baseline(show_contractive, c_plains), c), c_inputs, [c["ct_maps"], c["ct_numbers"]]))
     return loads
