@@ -74,12 +74,12 @@ def main() -> dict:
     def slider_values():
         return [float(v) for v in rng.uniform(-3, 3, sliders.MAX_SLIDERS)]
 
-    results["slider_handler"] = {"model": vae, **stats(timed(lambda: sliders.decode_sliders(vae, 0, *slider_values()),
+    results["slider_handler"] = {"model": vae, **stats(timed(lambda: sliders.decode_sliders(vae, 0, sliders.START_PRIOR, 0, *slider_values()),
                                                              args.repeats * 4))}
     results["slider_handler"]["target_p95_ms"] = 20
 
     # 2. round trip through gradio_client: slider endpoint vs a trivial image endpoint
-    image = sliders.decode_sliders(vae, 0, *slider_values())
+    image = sliders.decode_sliders(vae, 0, sliders.START_PRIOR, 0, *slider_values())
     with gr.Blocks() as trivial:
         n = gr.Number(0)
         out = gr.Image(type="numpy", image_mode="L")
@@ -88,11 +88,11 @@ def main() -> dict:
     trivial.launch(prevent_thread_lock=True, quiet=True)
     try:
         client, trivial_client = Client(app.demo.local_url, verbose=False), Client(trivial.local_url, verbose=False)
-        slider_rt = timed(lambda: client.predict(vae, 0, *slider_values(), api_name="/decode"), args.repeats)
+        slider_rt = timed(lambda: client.predict(vae, 0, sliders.START_PRIOR, 0, *slider_values(), api_name="/decode"), args.repeats)
         trivial_rt = timed(lambda: trivial_client.predict(1, api_name="/trivial_image"), args.repeats)
         # interleave a second pass so machine load affects both alike
         for _ in range(args.repeats // 2):
-            t = time.perf_counter(); client.predict(vae, 0, *slider_values(), api_name="/decode")
+            t = time.perf_counter(); client.predict(vae, 0, sliders.START_PRIOR, 0, *slider_values(), api_name="/decode")
             slider_rt.append(time.perf_counter() - t)
             t = time.perf_counter(); trivial_client.predict(1, api_name="/trivial_image")
             trivial_rt.append(time.perf_counter() - t)

@@ -93,7 +93,7 @@ def events():
     z = [0.0] * sliders.MAX_SLIDERS
     ink = drawing()
     drawn_by = draw.draw_plan().default()[:2]  # the draw tab's own first models (MNIST ones when it is here)
-    return [("slider decode", "/decode", lambda k: ["digits-vae-8", 0, *([0.3 * (k % 7) - 1] + z[1:])]),
+    return [("slider decode", "/decode", lambda k: ["digits-vae-8", 0, sliders.START_PRIOR, 0, *([0.3 * (k % 7) - 1] + z[1:])]),
             ("pick a test image", "/pick_row", lambda k: ["digits-vae-2d", (3 + 11 * k) % 100]),
             ("map switch", "/latent_map", lambda k: [("digits-vae-2d", "digits-ae-2d")[k % 2], "PCA", 1]),
             ("drawing", "/draw", lambda k: [ink, drawn_by])]

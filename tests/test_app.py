@@ -107,7 +107,7 @@ def _endpoint_args(tmp_path):
         "/sliders_start": [vae, sliders.START_PRIOR, 3, 0],
         "/sliders_start_image": [vae, sliders.START_TEST, 9, 0],
         "/init_sliders": [vae, sliders.START_TEST, 0, 0],
-        "/decode": [vae, 0, *z],
+        "/decode": [vae, 0, sliders.START_PRIOR, 0, *z],
         "/traverse": [vae, 0, sliders.slider_dims(load(vae))[0], *z],
         "/traverse_dim": [vae, 0, sliders.slider_dims(load(vae))[1], *z],
         "/sample": [vae, 0, 3],
@@ -186,7 +186,7 @@ def test_a_fresh_client_can_traverse(app_url):
     from vaelab.app.tabs import sliders
 
     client = Client(app_url, verbose=False)
-    strip = client.predict("digits-vae-8", 0, 1, *([0.0] * sliders.MAX_SLIDERS), api_name="/traverse")
+    strip = client.predict("digits-vae-8", 0, 1, sliders.START_PRIOR, 0, *([0.0] * sliders.MAX_SLIDERS), api_name="/traverse")
     assert strip is not None
 
 

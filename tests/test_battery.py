@@ -105,8 +105,8 @@ def cases(folder=None):
         ("/pick_row", ["../../etc/passwd", 0], "not in the list of choices"),
         ("/latent_map", ["digits-vae-2d", "a view that is not offered", 0], None),
         # (NaN and ∞ cannot leave a client as JSON; the handlers' own tests send them directly)
-        ("/decode", ["digits-vae-8", 0, *(["nan"] + z[1:])], "float"),
-        ("/decode", ["digits-vae-8", 0, *([1e30] + z[1:])], "maximum"),
+        ("/decode", ["digits-vae-8", 0, sliders.START_PRIOR, 0, *(["nan"] + z[1:])], "float"),
+        ("/decode", ["digits-vae-8", 0, sliders.START_PRIOR, 0, *([1e30] + z[1:])], "maximum"),
         ("/traverse", ["digits-vae-8", 0, 10**9, *z], "dimension"),
         ("/traverse", ["digits-vae-8", 0, -1, *z], "dimension"),
         ("/sample", ["digits-vae-8", 0, "lots"], "float"),
@@ -139,7 +139,7 @@ def cases(folder=None):
         ("/map_clicked", ['{"model": 5, "pick": "x"', "digits-vae-2d", "the latent (2-D)"], None),
         ("/pick_row", ["digits-vae-2d", -1], None),
         ("/pick_row", ["digits-vae-2d", 10**12], None),
-        ("/decode", ["digits-vae-8", 0, *([[1, 2]] + z[1:])], "float"),
+        ("/decode", ["digits-vae-8", 0, sliders.START_PRIOR, 0, *([[1, 2]] + z[1:])], "float"),
         ("/latent_map", ["", "PCA", 0], None),
         ("/train_check", ["ae", "digits", *bad_knobs(lr=-1)], "minimum"),
     ] + ([("/upload_checkpoint", [handle(path), []], UPLOAD_WORDS[name]) for name, path in bad_zips(folder).items()]
@@ -240,7 +240,7 @@ def test_raw_requests_the_page_never_sends_are_refused_cleanly(app_url):
     from vaelab.app.tabs import sliders
 
     z = ", ".join(["NaN"] + ["0"] * (sliders.MAX_SLIDERS - 1))
-    status, text = post(app_url, prefix + "/call/decode", f'{{"data": ["digits-vae-8", 0, {z}]}}'.encode())
+    status, text = post(app_url, prefix + "/call/decode", f'{{"data": ["digits-vae-8", 0, "{sliders.START_PRIOR}", 0, {z}]}}'.encode())
     if status == 200:
         event = json.loads(text)["event_id"]
         text = urllib.request.urlopen(f"{app_url.rstrip('/')}{prefix}/call/decode/{event}", timeout=60).read().decode()

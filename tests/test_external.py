@@ -534,3 +534,72 @@ def test_a_decoder_working_in_another_range_is_warned_about():
     assert ex.embed(TinyAE(), x, progress=False).metrics["warnings"] == []  # sigmoid out, 0…1: as assumed
     with pytest.warns(UserWarning, match=r"value_range=\(0, 1\)"):  # a 0…1 model taken for −1…1
         ex.embed(TinyAE(), (x > 0.5).float(), value_range=(-1, 1), progress=False)
+
+
+# --- model specs and the explore command, as an outsider uses them --------------------------------------
+
+def test_a_diffusers_folder_is_read_by_its_class_name_with_or_without_the_prefix(tmp_path):
+    vq = diffusers_vq()
+    vq.save_pretrained(tmp_path / "vq")
+    for spec in (f"diffusers:{tmp_path / 'vq'}", str(tmp_path / "vq")):
+        assert type(ex.load_model(spec)).__name__ == "VQModel"
+    diffusers_kl().save_pretrained(tmp_path / "pipe" / "vae")
+    (tmp_path / "pipe" / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+    with pytest.raises(ex.ExploreError, match=r"pipeline.*#vae"):
+        ex.load_model(f"diffusers:{tmp_path / 'pipe'}")
+    assert type(ex.load_model(f"diffusers:{tmp_path / 'pipe'}#vae")).__name__ == "AutoencoderKL"
+
+
+def test_a_pythae_training_folder_is_explored_through_its_final_model(tmp_path):
+    vae = pythae_vae()
+    run = tmp_path / "my_run" / "VAE_training_2026-01-01"
+    vae.save(str(run / "final_model"))
+    for spec in (f"pythae:{tmp_path / 'my_run'}", str(tmp_path / "my_run")):
+        assert type(ex.load_model(spec)).__name__ == "VAE"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ex.ExploreError, match="final_model"):
+        ex.load_model(f"pythae:{tmp_path / 'empty'}")
+
+
+def _explore_cli(*args, env=None, cwd=ROOT):
+    import os
+
+    return subprocess.run([sys.executable, "-m", "vaelab", "explore", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **(env or {})})
+
+
+def test_the_explore_command_says_plainly_what_it_cannot_do(tmp_path):
+    ck = ROOT / "checkpoints" / "digits-vae-2d"
+    if not (ck / "config.json").is_file():
+        pytest.skip("the shipped digits-vae-2d checkpoint is not in this checkout")
+    ok = _explore_cli(str(ck), "--data", "digits", "--no-launch")  # a dataset by name
+    assert ok.returncode == 0, ok.stderr
+    assert "reconstruction error" in ok.stdout and "images: digits test images" in ok.stdout
+    offline = _explore_cli("someone/some-model", "--no-launch", env={"HF_HUB_OFFLINE": "1"})
+    assert offline.returncode == 2 and "could not fetch someone/some-model" in offline.stderr
+    assert "Traceback" not in offline.stderr
+    bad = _explore_cli(str(ck), "--data", "cifar-100", "--no-launch")
+    assert bad.returncode == 2 and "neither a folder nor a dataset" in bad.stderr
+
+
+def test_an_mnist_checkpoint_without_mnist_is_refused_not_shown_the_small_digits(tmp_path):
+    ck = ROOT / "checkpoints" / "ae-32"
+    if not (ck / "config.json").is_file():
+        pytest.skip("the shipped ae-32 checkpoint is not in this checkout")
+    run = _explore_cli(str(ck), "--no-launch", "--data-dir", str(tmp_path), env={"VAELAB_FETCH": "0"})
+    assert run.returncode == 2 and "was trained on mnist, which is not on this machine" in run.stderr
+
+
+def test_an_explored_app_launched_later_keeps_the_apps_style_and_limits(monkeypatch):
+    import gradio as gr
+
+    from vaelab.app import launch_options
+    from vaelab.app.explored import explore
+
+    seen = {}
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, *a, **k: seen.update(k))
+    demo = explore(TinyAE(), torch.rand(30, 1, 8, 8), launch=False, progress=False, name="later")
+    demo.launch(server_port=7999)
+    assert seen["server_port"] == 7999
+    assert all(seen[k] == v for k, v in launch_options().items() if k != "app_kwargs")
+    assert seen["app_kwargs"]["middleware"]

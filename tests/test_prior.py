@@ -6,6 +6,7 @@ shapes, and the CLI rows. Tiny configs on the 8×8 digits: seconds.
 """
 
 import json
+import math
 import warnings
 
 import pytest
@@ -239,3 +240,32 @@ def test_cli_train_prior_refuses_continuous_models(tmp_path, capsys):
     assert main(["train", "vae", "--epochs", "1", "--out", str(base), "--quiet", "--set", "hidden=[16]"]) == 0
     assert main(["train-prior", "--base", str(base), "--epochs", "1"]) == 2
     assert "no discrete codes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tau", [0.5, 2.0])
+def test_a_temperature_divides_the_logits_checked_against_a_hand_computation(tau):
+    """At τ ∉ {0, 1} the draw's frequencies match exp(l/τ) / Σ exp(l/τ), worked out by hand here:
+    logits (0, 1, 2) at τ = 0.5 are (0, 2, 4), probabilities (0.0159, 0.1173, 0.8668); at τ = 2 they
+    are (0, 0.5, 1), probabilities (0.1863, 0.3072, 0.5065). Multiplying by τ instead, or ignoring it,
+    gives frequencies many standard errors away."""
+    from vaelab.nn.pixelcnn import draw
+
+    expected = {0.5: [0.015876, 0.117310, 0.866813], 2.0: [0.186324, 0.307196, 0.506480]}[tau]
+    n = 200_000
+    logits = torch.tensor([[0.0, 1.0, 2.0]]).expand(n, 3)
+    got = torch.bincount(draw(logits, tau, torch.Generator().manual_seed(0)), minlength=3).double() / n
+    for p, f in zip(expected, got.tolist()):
+        assert abs(f - p) < 5 * math.sqrt(p * (1 - p) / n), (tau, got.tolist(), expected)
+
+
+@pytest.mark.parametrize("name", ["vq-vae", "vq-vae-2"])
+def test_the_models_sampler_hands_its_temperature_to_every_draw(trained, name, monkeypatch):
+    import vaelab.nn.pixelcnn as pixelcnn
+
+    model, prior, _, _ = trained[name]
+    model.attach_prior(prior)
+    seen = []
+    real = pixelcnn.draw
+    monkeypatch.setattr(pixelcnn, "draw", lambda logits, t, g=None: (seen.append(t), real(logits, t, g))[1])
+    model.sample_indices(2, generator=torch.Generator().manual_seed(0), temperature=0.37)
+    assert seen and set(seen) == {0.37}

@@ -680,34 +680,88 @@ def cmd_explore(args) -> int:
     try:
         from vaelab.remote import download, is_repo_id
 
-        spec = str(download(args.model)) if is_repo_id(args.model) else args.model  # a vaelab model on the Hub
+        spec = args.model
+        if is_repo_id(spec):  # a vaelab model on the Hub
+            try:
+                spec = str(download(spec))
+            except Exception as error:  # no network, no such model, no access: huggingface_hub's own words
+                raise ExploreError(f"could not fetch {args.model} from the Hugging Face Hub ({type(error).__name__}): "
+                                   "this machine may have no network, or there is no such model. Download it "
+                                   "elsewhere (vaelab push puts one there) and give its folder.") from None
         model = load_model(spec)
-        data = args.data
-        if data is None:
-            from vaelab.data import find_dataset
-            from vaelab.models.base import AutoEncoder
-
-            if not isinstance(model, AutoEncoder):
-                raise ExploreError("--data is needed: a folder of images for this model")
-            meta = json.loads((Path(spec) / "config.json").read_text())
-            data = find_dataset(meta.get("dataset") or "digits", args.data_dir)
+        data = _explore_data(args, model, spec)
         from vaelab.app.explored import explore
 
-        explore(model, data, name=args.name, max_images=args.max_images, latent_map=args.latent_map,
-                launch=not args.no_launch, server_name=args.host, server_port=args.port,
-                **({"image_shape": tuple(args.image_shape)} if args.image_shape else {}),
-                **({"value_range": tuple(args.value_range)} if args.value_range else {}))
+        demo = explore(model, data, name=args.name, max_images=args.max_images, latent_map=args.latent_map,
+                       launch=False, **({"image_shape": tuple(args.image_shape)} if args.image_shape else {}),
+                       **({"value_range": tuple(args.value_range)} if args.value_range else {}),
+                       **({"posterior": args.posterior} if args.posterior else {}))
+        print(explore_summary())
+        if not args.no_launch:
+            print(f"serving http://{args.host}:{args.port}/ (Ctrl+C stops it)")
+            demo.launch(server_name=args.host, server_port=args.port)
     except ExploreError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
 
 
+def _explore_data(args, model, spec):
+    """What ``--data`` names: a folder of images, or a dataset by name; by default a checkpoint's
+    own dataset, refused (not replaced) when its files are not on this machine."""
+    from vaelab.data import DATASETS, DatasetNotFoundError, load_dataset
+    from vaelab.external import ExploreError
+    from vaelab.models.base import AutoEncoder
+
+    name = args.data
+    if name is not None and not Path(name).exists():
+        if name.lower() in DATASETS:
+            name = name.lower()
+        else:
+            raise ExploreError(f"--data {name!r} is neither a folder nor a dataset ({', '.join(DATASETS)})")
+    elif name is not None:
+        return name
+    if name is None:
+        if not isinstance(model, AutoEncoder):
+            raise ExploreError("--data is needed: a folder of images for this model, or a dataset "
+                               f"({', '.join(DATASETS)})")
+        meta = json.loads((Path(spec) / "config.json").read_text())
+        name = meta.get("dataset") or "digits"
+    try:
+        return load_dataset(name, args.data_dir, download=False)
+    except DatasetNotFoundError as error:
+        raise ExploreError(f"{spec} was trained on {name}, which is not on this machine ({error}). Give --data-dir "
+                           "where it is, or --data with a folder of images to explore it on.") from None
+
+
+def explore_summary() -> str:
+    """What ``vaelab explore`` embedded, in a few lines: the model, the images, the numbers."""
+    from vaelab.app import catalogue, state
+    from vaelab.metric_keys import metric
+
+    lines = []
+    for card in catalogue.explored_cards():
+        m = state.load(card.name)
+        mse, pca_mse = metric(m.metrics, "reconstruction.mse"), metric(m.metrics, "reconstruction.pca_mse")
+        knn = metric(m.metrics, "embedding.knn_latent_full")
+        lines.append(f"{card.display}: {card.description}, {card.size} latent")
+        lines.append(f"  images: {card.data_title}")
+        if mse is not None:
+            lines.append(f"  reconstruction error (MSE per pixel) {mse:.4f}; PCA with "
+                         f"{metric(m.metrics, 'reconstruction.pca_dims')} components {pca_mse:.4f}, on held-out images")
+        if knn is not None:
+            lines.append(f"  5-nearest-neighbour label accuracy in the latent: {knn:.1%}")
+        lines.append(f"  map: {metric(m.metrics, 'embedding.model_projection', '')}")
+        lines += [f"  warning: {w}" for w in m.metrics.get("warnings", [])]
+    return "\n".join(lines)
+
+
 def add_explore(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a vaelab checkpoint folder, diffusers:ID (AutoencoderKL), diffusers-vq:ID "
                                  "(VQModel), pythae:FOLDER, or python:MODULE:FUNCTION (your code returns the model)")
-    p.add_argument("--data", default=None, help="a folder of images (one sub-folder per class, or images directly); "
-                                                "default for a checkpoint: its own dataset's test images")
+    p.add_argument("--data", default=None, help="a folder of images (one sub-folder per class, and/or images directly), "
+                                                "or a dataset by name (mnist, fashion-mnist, kmnist, digits); default "
+                                                "for a checkpoint: its own dataset's test images")
     p.add_argument("--data-dir", default=None, help="where a checkpoint's dataset is looked for (default $VAELAB_DATA)")
     p.add_argument("--max-images", type=int, default=None, help="images embedded, at most (default 5000)")
     p.add_argument("--latent-map", choices=("flatten", "pool"), default="flatten",
@@ -716,10 +770,13 @@ def add_explore(p: argparse.ArgumentParser) -> None:
                    help="the images the model takes, when it does not say")
     p.add_argument("--value-range", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                    help="the pixel range the model works in (default -1 1 for diffusers, else 0 1)")
+    p.add_argument("--posterior", default=None,
+                   help='what each value of the tuple encode returns is, e.g. "mean, logvar", "z, mean, logvar", '
+                        '"mean, std" (a bare tuple is refused without it)')
     p.add_argument("--name", default=None, help="what the app calls the model")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    p.add_argument("--no-launch", action="store_true", help="embed and build the app, then exit (a dry run)")
+    p.add_argument("--no-launch", action="store_true", help="embed, print what was found, build the app, then exit")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
 
 

@@ -18,6 +18,7 @@ the posterior means/codes of the test set where small, codebook usage counts and
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,8 +160,8 @@ def loss_terms(ctx: Context) -> dict:
 @section("likelihood", lambda info: info.variational)
 def likelihood(ctx: Context) -> dict:
     s = ctx.settings
-    x = ctx.test_x[:s.iw_images]
-    y = ctx.data.test_y[:s.iw_images]
+    x = ctx.test_x[:s.iw_images or None]  # 0 or None: all of them
+    y = ctx.data.test_y[:s.iw_images or None]
     try:
         ctx.model.log_importance_weights(x[:1], y[:1], k=1)
     except TypeError as error:
@@ -176,8 +177,11 @@ def likelihood(ctx: Context) -> dict:
             nll.append(metrics.iwae_nll(w))
             elbo.append(-w.mean(0))
             bar.update(w.shape[1])
-    return {"iwae_nll": float(torch.cat(nll).mean()), "neg_elbo_mc": float(torch.cat(elbo).mean()),
-            "iw_samples": s.iw_samples, "images": len(x),
+    nll, elbo = torch.cat(nll).double(), torch.cat(elbo).double()
+    se = lambda v: float(v.std() / math.sqrt(len(v))) if len(v) > 1 else None  # noqa: E731  (over images)
+    return {"iwae_nll": float(nll.mean()), "iwae_nll_se": se(nll), "neg_elbo_mc": float(elbo.mean()),
+            "neg_elbo_mc_se": se(elbo), "iw_samples": s.iw_samples, "images": len(x),
+            "whole_test_set": len(x) == len(ctx.test_x),
             "binarization": "stochastic, fixed seed" if ctx.binarized else "none (grey levels)"}
 
 
@@ -197,7 +201,19 @@ def posterior(ctx: Context) -> dict:
 def codebook(ctx: Context) -> dict:
     k = ctx.info.codebook_size
     levels = [metrics.codebook_health(metrics.codebook_usage(idx, k)) for idx in ctx.test_latent["indices"]]
-    return {"levels": levels, **levels[0]}
+    out = {"levels": levels, **levels[0]}
+    if not getattr(ctx.info, "shared_codebook", True):
+        # each position is its own categorical variable: pooling their counts would hide a variable
+        # stuck on one category behind the others' use, so each is counted apart
+        idx = ctx.test_latent["indices"][0].reshape(len(ctx.test_x), -1)  # (N, variables)
+        per = [metrics.codebook_health(metrics.codebook_usage(idx[:, v], k)) for v in range(idx.shape[1])]
+        out["per_variable"] = {"variables": len(per),
+                               "used_codes_mean": float(np.mean([p["used_codes"] for p in per])),
+                               "perplexity_mean": float(np.mean([p["perplexity"] for p in per])),
+                               "perplexity_min": float(min(p["perplexity"] for p in per)),
+                               "perplexity_max": float(max(p["perplexity"] for p in per))}
+        out["pooled_over_variables"] = True
+    return out
 
 
 @section("embedding")

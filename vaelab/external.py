@@ -420,36 +420,88 @@ def source_of(model) -> str:
     return getattr(model.config, "source", "") or f"vaelab {getattr(model, 'variant', type(model).__name__)}"
 
 
+DIFFUSERS_AUTOENCODERS = ("AutoencoderKL", "VQModel")  # the diffusers classes the adapters read
+
+
+def _json(path: Path) -> dict:
+    import json
+
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _diffusers(source: str, sub: str, wanted: str | None):
+    """A diffusers autoencoder from a folder (or Hub id): its class read from ``_class_name``
+    in the folder's config, else ``wanted``."""
+    try:
+        import diffusers
+    except ImportError:
+        raise ExploreError("diffusers is not installed: pip install diffusers") from None
+    folder = Path(source) / sub if sub else Path(source)
+    if (folder / "model_index.json").is_file() and not (folder / "config.json").is_file():
+        parts = [p.name for p in folder.iterdir() if (p / "config.json").is_file()
+                 and _json(p / "config.json").get("_class_name") in DIFFUSERS_AUTOENCODERS]
+        hint = f" (its autoencoder is in {', '.join(parts)}: diffusers:{source}#{parts[0]})" if parts else ""
+        raise ExploreError(f"{folder} is a diffusers pipeline, not an autoencoder: name the autoencoder's sub-folder "
+                           f"with #{hint}")
+    found = _json(folder / "config.json").get("_class_name") if folder.is_dir() else None
+    name = found or wanted or "AutoencoderKL"
+    if name not in DIFFUSERS_AUTOENCODERS:
+        raise ExploreError(f"{folder} holds a diffusers {name}; the explorer reads "
+                           f"{' and '.join(DIFFUSERS_AUTOENCODERS)}")
+    cls = getattr(diffusers, name)
+    try:
+        return cls.from_pretrained(source, **({"subfolder": sub} if sub else {}))
+    except (OSError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        offline = "" if Path(source).exists() else (" If it is a Hub id, this machine may have no network: "
+                                                    "download the model elsewhere and give its folder.")
+        raise ExploreError(f"could not load {name} from {source!r}: {first[:300]}{offline}") from None
+
+
+def _pythae_folder(folder: Path) -> Path:
+    """A pythae model folder (``model_config.json`` + weights), or the ``final_model`` inside a
+    pythae training folder (the newest, when there are several runs)."""
+    if (folder / "model_config.json").is_file():
+        return folder
+    finals = sorted((p for p in folder.glob("**/final_model") if (p / "model_config.json").is_file()),
+                    key=lambda p: p.stat().st_mtime)
+    if finals:
+        if len(finals) > 1:
+            print(f"{folder} holds {len(finals)} pythae runs: exploring the newest, {finals[-1]}")
+        return finals[-1]
+    raise ExploreError(f"{folder} holds no pythae model: pythae saves one as a folder with model_config.json (a "
+                       "training run puts it in <run>/final_model)")
+
+
 def load_model(spec: str):
     """A model from a command-line spec, not yet adapted:
 
     - a vaelab checkpoint folder (``runs/vae``), or one pushed to the Hub (``owner/name``);
-    - ``diffusers:ID`` — an ``AutoencoderKL`` from a local folder or (with network) a Hub model
-      id, e.g. ``diffusers:stabilityai/sd-vae-ft-mse``; ``diffusers-vq:ID`` a ``VQModel``, with
-      ``ID#subfolder`` for a model inside a pipeline's repository (``…#vae``, ``…#vqvae``);
-    - ``pythae:FOLDER`` — a pythae model saved with ``save()``;
+    - ``diffusers:ID`` — an ``AutoencoderKL`` or ``VQModel`` (the folder's ``_class_name`` says
+      which) from a local folder or (with network) a Hub model id, e.g.
+      ``diffusers:stabilityai/sd-vae-ft-mse``, with ``ID#subfolder`` for a model inside a
+      pipeline's repository (``…#vae``, ``…#vqvae``); ``diffusers-vq:ID`` insists on a ``VQModel``.
+      A local diffusers folder is recognised without the prefix too;
+    - ``pythae:FOLDER`` — a pythae model saved with ``save()``, or a pythae training folder (its
+      ``final_model``); recognised without the prefix too;
     - ``python:MODULE:FUNCTION`` — your own code: the function is called with no arguments and
       returns the model (``MODULE`` importable from the current folder)."""
     import importlib
 
     kind, _, rest = spec.partition(":")
     if kind in ("diffusers", "diffusers-vq") and rest:
-        try:
-            import diffusers
-        except ImportError:
-            raise ExploreError("diffusers is not installed: pip install diffusers") from None
         source, _, sub = rest.partition("#")
-        cls = diffusers.VQModel if kind == "diffusers-vq" else diffusers.AutoencoderKL
-        try:
-            return cls.from_pretrained(source, **({"subfolder": sub} if sub else {}))
-        except (OSError, ValueError) as error:
-            raise ExploreError(f"could not load {cls.__name__} from {source!r}: {error}") from None
+        return _diffusers(source, sub, "VQModel" if kind == "diffusers-vq" else None)
     if kind == "pythae" and rest:
         try:
             from pythae.models import AutoModel
         except ImportError:
             raise ExploreError("pythae is not installed: pip install pythae") from None
-        return AutoModel.load_from_folder(rest)
+        return AutoModel.load_from_folder(str(_pythae_folder(Path(rest))))
     if kind == "python" and rest:
         module_name, _, fn_name = rest.partition(":")
         import sys
@@ -464,6 +516,11 @@ def load_model(spec: str):
     folder = Path(spec)
     from vaelab.remote import is_repo_id
 
+    meta = _json(folder / "config.json") if folder.is_dir() else {}
+    if folder.is_dir() and "_class_name" in meta:  # a diffusers folder given without its prefix
+        return _diffusers(str(folder), "", None)
+    if folder.is_dir() and ((folder / "model_config.json").is_file() or any(folder.glob("**/final_model"))):
+        return load_model(f"pythae:{folder}")
     if (folder / "config.json").is_file() or is_repo_id(spec):  # a folder, or a vaelab model on the Hub
         from vaelab.checkpoint import CheckpointError, load_checkpoint
 
@@ -874,7 +931,11 @@ def embed(model, data, *, labels=None, max_images: int = MAX_IMAGES, batch_size:
     mse = float(((rec - xr) ** 2).mean())
     pca_mse = float(((np.clip(pca_rec, 0, 1) - pixels[rec_idx]) ** 2).mean())
     source = torch.cat(z_pooled).numpy() if z_pooled else flat
-    if source.shape[1] == 2:
+    if source.shape[1] == 1:  # one number: it is the horizontal axis; the vertical spread only keeps dots apart
+        spread = np.random.default_rng(0).uniform(-1, 1, len(source))
+        coords_model = np.column_stack([source[:, 0], spread]).astype(np.float32)
+        how = "the 1-D latent itself (across); the vertical spread is random, to keep the dots apart"
+    elif source.shape[1] == 2:
         coords_model, how = source.astype(np.float32), "latent itself"
     else:
         lm, lb = pca_fit(source, 2, max_rows=5000)

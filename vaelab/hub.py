@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from vaelab.folders import read_json
+from vaelab.metric_keys import metric, with_se
 from vaelab.remote import REPO_ID, download, is_repo_id  # noqa: F401  (the hub's two directions in one place)
 
 FILES = ("config.json", "model.safetensors", "metrics.json", "artifacts.safetensors", "history.json")
@@ -24,6 +25,16 @@ PICTURE = "samples.png"
 
 def _fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+
+CARD_ROWS = (("reconstruction.mse", "reconstruction error (MSE per pixel)"),  # (metrics key, what the card calls it)
+             ("reconstruction.pca_mse", "PCA at the same size of code"),
+             ("likelihood.iwae_nll", "negative log-likelihood, IWAE bound (nats)"),
+             ("loss.total", "test loss (the model's objective)"),
+             ("embedding.knn_latent_full", "5-NN accuracy in the latent"),
+             ("codebook.used_codes", "codes used"),
+             ("codebook.perplexity", "code perplexity"),
+             ("classifier.frechet_distance_samples", "Fréchet distance of samples"))
 
 
 def model_card(folder: Path, repo_id: str) -> str:
@@ -37,16 +48,13 @@ def model_card(folder: Path, repo_id: str) -> str:
     dataset = meta.get("dataset") or "digits"
     info = meta.get("info", {})
     rows = []
-    for section, key, label in (("reconstruction", "mse", "reconstruction error (MSE per pixel)"),
-                                ("reconstruction", "pca_mse", "PCA at the same size of code"),
-                                ("likelihood", "nll_iwae", "negative log-likelihood, IWAE bound (nats)"),
-                                ("loss", "total", "test loss (the model's objective)"),
-                                ("embedding", "knn_latent_full", "5-NN accuracy in the latent"),
-                                ("codebook", "used_codes", "codes used"),
-                                ("codebook", "perplexity", "code perplexity"),
-                                ("classifier", "frechet_distance_samples", "Fréchet distance of samples")):
-        v = metrics.get(section, {}).get(key)
-        if v is not None:
+    for key, label in CARD_ROWS:
+        v = metric(metrics, key)
+        if key == "likelihood.iwae_nll" and v is not None:
+            k, n = metric(metrics, "likelihood.iw_samples"), metric(metrics, "likelihood.images")
+            se = metric(metrics, "likelihood.iwae_nll_se")
+            rows.append(f"| {label}, k = {k}, {n:,} test images | {with_se(v, se)} |")
+        elif v is not None:
             rows.append(f"| {label} | {_fmt(v)} |")
     table = "\n".join(["| test set | value |", "| --- | --- |", *rows]) if rows else "Not evaluated yet."
     picture = f"\n![test images (top) and their reconstructions; prior samples below when it can sample]({PICTURE})\n" \

@@ -14,7 +14,8 @@ from torch import nn
 
 from vaelab import external as ex
 from vaelab.app import build, explored, latent_canvas, state
-from vaelab.app.tabs import codebook, latent_map, models, sliders
+from vaelab import viz
+from vaelab.app.tabs import codebook, draw, latent_map, models, sliders
 
 from ..test_external import TinyVAE, blobs, diffusers_kl, diffusers_vq, pythae_vae
 
@@ -83,7 +84,7 @@ def test_a_diffusers_kl_model_fills_the_map_and_the_sliders_in_colour(kl_card):
     assert torch.allclose(rec.float() / 255, m.model.reconstruct(x)[0].permute(1, 2, 0), atol=1 / 255 + 1e-6)
     setup = sliders.setup_sliders(name, sliders.START_TEST, 2, 0)
     assert isinstance(setup, dict) and setup
-    strip = sliders.traverse(name, 0, sliders.slider_dims(m)[0], *([0.0] * sliders.MAX_SLIDERS))
+    strip = sliders.traverse(name, 0, sliders.slider_dims(m)[0], sliders.START_PRIOR, 0, *([0.0] * sliders.MAX_SLIDERS))
     assert strip.ndim == 3 and strip.shape[2] == 3
     assert tab_names(build([kl_card], explored=True)) == ["Latent map", "Latent sliders", "Draw", "Models"]
 
@@ -105,7 +106,7 @@ def test_a_pythae_model_is_explored_on_grey_images():
     card = explored.register(ex.embed(pythae_vae(), x, progress=False), "tiny pythae")
     out = latent_map.pick(card.name, 1)
     assert out["original"].ndim == 2  # grey stays grey
-    assert sliders.decode_sliders(card.name, 0, *([0.0] * sliders.MAX_SLIDERS)).ndim == 2
+    assert sliders.decode_sliders(card.name, 0, sliders.START_PRIOR, 0, *([0.0] * sliders.MAX_SLIDERS)).ndim == 2
 
 
 def test_explored_names_are_unique():
@@ -189,3 +190,80 @@ def test_an_invalid_zip_is_refused_with_a_message(case, message, trained, tmp_pa
         models.load_upload(str(z), [], progress=lambda *a, **k: None)
     runs = tmp_path / "runs" / "uploads"
     assert not runs.exists() or not any(runs.iterdir())  # nothing half-unpacked is left behind
+
+
+def test_sliders_on_a_large_spatial_latent_start_from_the_images_whole_latent(kl_card):
+    """256 numbers, 32 sliders: the start is the test image's full posterior mean, unclipped; a
+    moved slider changes its number only, the 224 numbers without a slider keep the image's."""
+    name = kl_card.name
+    m = state.load(name)
+    assert m.card.latent_dim > sliders.MAX_SLIDERS
+    i = 2
+    full = m.arrays["latent_test"][i]
+    out = sliders.setup_sliders(name, sliders.START_TEST, i, 0)
+    values = [out[f"z_{j}"]["value"] for j in range(sliders.MAX_SLIDERS)]
+    want = viz.to_display(state.decode(m, full[None])[0])
+    assert np.array_equal(out["decoded"], want)  # the image's own latent, every number as it is
+    assert np.array_equal(sliders.decode_sliders(name, 0, sliders.START_TEST, i, *values), want)
+    d0 = sliders.slider_dims(m)[0]
+    moved = list(values)
+    moved[0] = 2.5 if abs(values[0] - 2.5) > 0.1 else -2.5
+    z = full.copy()
+    z[d0] = moved[0]
+    got = sliders.decode_sliders(name, 0, sliders.START_TEST, i, *moved)
+    assert np.array_equal(got, viz.to_display(state.decode(m, z[None])[0]))
+    assert "the other 224 keep the test image's values" in out["explanation"]
+
+
+def test_a_one_number_latent_is_mapped_across_with_a_random_spread():
+    class OneNumber(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.e, self.d = torch.nn.Linear(64, 1), torch.nn.Linear(1, 64)
+
+        def encode(self, x):
+            return self.e(x.flatten(1))
+
+        def decode(self, z):
+            return torch.sigmoid(self.d(z)).reshape(-1, 1, 8, 8)
+
+    x = torch.rand(40, 1, 8, 8)
+    net = OneNumber()
+    card = explored.register(ex.embed(net, x, labels=torch.arange(40) % 2, progress=False), "one number")
+    payload = latent_canvas.map_points({"model": card.name, "view": "pca"})
+    assert payload["n"] == 40 and payload["panels"][0]["axes"][1].startswith("random spread")
+    across = state.load(card.name).arrays["coords_model"][:, 0]
+    assert np.allclose(across, net.encode(x).detach().numpy()[:, 0], atol=1e-5)  # the number itself, across
+
+
+def test_the_codebook_tab_says_a_model_without_a_prior_has_nothing_to_sample(vq_card):
+    out = codebook.sample_prior(vq_card.name, 1.0, 0)
+    assert "no prior over its code maps" in out["samples_note"] and "unexpected keyword" not in out["samples_note"]
+
+
+def test_an_explored_grey_digit_model_can_be_drawn_for():
+    class Digits(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.e, self.d = torch.nn.Linear(784, 2), torch.nn.Linear(2, 784)
+
+        def encode(self, x):
+            return self.e(x.flatten(1))
+
+        def decode(self, z):
+            return torch.sigmoid(self.d(z)).reshape(-1, 1, 28, 28)
+
+    card = explored.register(ex.embed(Digits(), torch.rand(30, 1, 28, 28), progress=False), "my digits")
+    assert draw.drawable([card]) == [card]
+    plan = draw.draw_plan([card])
+    assert plan.candidates == [card] and plan.map_card == card
+    ink = np.zeros((280, 280), np.uint8)
+    ink[60:220, 130:150] = 255
+    from PIL import Image
+    import base64
+    import io
+    buf = io.BytesIO()
+    Image.fromarray(255 - ink).save(buf, "PNG")
+    out = draw.draw("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(), [card.name], plan)
+    assert "my digits" in out["recons"] and out["seen"].shape[0] == out["seen"].shape[1]
+    assert "Draw" in tab_names(build([card], explored=True))

@@ -69,3 +69,66 @@ def test_moving_tau_answers_only_what_moves():
     assert set(quick) == set(gb.QUICK)
     settled = gb.settle_tau(MODELS[0], 0.3, 0, 0)
     assert set(settled) == {"formula", "gap_note"} and "\\tau = 2" in settled["formula"]
+
+
+def _independent_objectives(m, x, seed, tau):
+    """Recomputed from the logits: the exact objective with a Gumbel-max sample per draw (the
+    argmax of the *perturbed* logits), and the relaxed one at ``tau``; both + KL(q ‖ uniform)."""
+    from vaelab.nn.gumbel import categorical_kl_uniform, gumbel_noise
+
+    q = m.model.quantizer
+    with torch.no_grad():
+        logits = m.model.posterior_logits(x)
+        g = gumbel_noise((gb.NOISE_DRAWS, *logits.shape[1:]), torch.Generator().manual_seed(seed))
+        k = q.codebook_size
+        hard = torch.nn.functional.one_hot((logits + g).argmax(q.dim), k).movedim(-1, q.dim).float()
+        xs = x.expand(gb.NOISE_DRAWS, *x.shape[1:])
+        kl = float(categorical_kl_uniform(logits, q.dim).sum())
+        exact = float(m.model.recon_nll(m.model.decode_params(q.codes_to_z(hard)), xs).mean()) + kl
+        soft = torch.softmax((logits + g) / tau, q.dim)
+        relaxed = float(m.model.recon_nll(m.model.decode_params(q.codes_to_z(soft)), xs).mean()) + kl
+        noiseless = torch.nn.functional.one_hot(logits.argmax(q.dim), k).movedim(-1, q.dim).float()
+        argmax_only = float(m.model.recon_nll(m.model.decode_params(q.codes_to_z(noiseless)), x).mean()) + kl
+    return exact, relaxed, argmax_only
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_exact_objective_uses_a_gumbel_max_sample_and_the_note_quotes_the_tau_shown(name):
+    m = state.load(name)
+    x, _ = gb.input_image(m, 3)
+    tau = 10 ** 0.13  # not one of the curve's points
+    exact, relaxed, argmax_only = _independent_objectives(m, x, 5, tau)
+    c = gb.curves(name, 3, 5)
+    assert c["exact"] == pytest.approx(exact, rel=1e-5)
+    assert abs(argmax_only - exact) > 1e-3  # the noiseless argmax is another number: the test can tell
+    note = gb.show(name, 0.13, 3, 5)["gap_note"]
+    shown_tau, shown_relaxed = re.search(r"At τ = ([\d.]+) the relaxed objective is ([\d.]+)", note).groups()
+    assert float(shown_tau) == pytest.approx(tau, abs=5e-3)  # the τ the live line shows, not the nearest point
+    assert float(shown_relaxed) == pytest.approx(relaxed, abs=0.006)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_model_trained_on_binarized_digits_is_scored_on_binarized_ones(name):
+    m = state.load(name)
+    if state.test_image(m, 0) is None:
+        pytest.skip("the test images are not here")
+    x, what = gb.input_image(m, 7)
+    if gb.trained_binarized(m):
+        from vaelab.evaluate import EvalSettings
+
+        data = state.dataset(m.card.dataset)
+        j = int(m.arrays["test_index"][7])
+        want = torch.bernoulli(data.test_x, generator=torch.Generator().manual_seed(EvalSettings().seed))[j:j + 1]
+        assert torch.equal(x, want) and "binarized" in what
+    else:
+        assert torch.equal(x, state.test_image(m, 7))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_gap_note_says_where_the_bias_is_for_a_straight_through_model(name):
+    m = state.load(name)
+    note = gb.show(name, 0.0, 1, 0)["gap_note"]
+    if m.model.quantizer.hard:
+        assert "trained straight-through" in note and "Its bias is in the gradient" in note
+    else:
+        assert "trained on soft samples" in note

@@ -84,7 +84,8 @@ def build(cards=None, *, explored: bool = False) -> gr.Blocks:
         mine = gr.State([])  # the models this browser session trained in the Train tab
         map_load = latent_map.render(cards, mine)
         sliders_load = sliders.render(cards, mine) if not explored or sliders.model_choices(cards) else None
-        draw_load = draw.render(mine) if not explored else draw.render_note(cards)
+        draw_load = (draw.render(mine) if not explored else
+                     draw.render(None, cards) if draw.drawable(cards) else draw.render_note(cards))
         beta_load = beta.render(cards) if not explored or beta.series_names(cards) else None
         codebook_load = codebook.render(cards, mine) if not explored or codebook.codebook_models(cards) else None
         gumbel_load = gumbel.render(cards, mine) if not explored or gumbel.gumbel_models(cards) else None
@@ -124,4 +125,21 @@ def build(cards=None, *, explored: bool = False) -> gr.Blocks:
     # two requests at once by default (two cores), heavy events set their own limits; shared in
     # rounds among visitors, each with a bounded number of waiting events (vaelab.app.serving)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)
-    return share_fairly(demo)
+    return with_launch_options(share_fairly(demo))
+
+
+def with_launch_options(demo: gr.Blocks) -> gr.Blocks:
+    """``demo`` whose ``launch()`` applies :func:`launch_options` (the page's style, error display,
+    request limits) unless the caller overrides them, and keeps the collector off the built app: a
+    bare ``demo.launch()`` serves the app as ``app.py`` does."""
+    import functools
+
+    plain = demo.launch
+
+    @functools.wraps(plain)
+    def launch(*args, **kwargs):
+        freeze_heap()
+        return plain(*args, **{**launch_options(), **kwargs})
+
+    demo.launch = launch
+    return demo

@@ -91,7 +91,8 @@ def explore(model, data=None, *, name: str | None = None, labels=None, max_image
     (``image_shape``, ``value_range``, ``encode``, ``decode``, ``posterior``) and, with ``launch``, to
     ``demo.launch`` (``server_port``, ``share``, ...).
 
-    Returns the Gradio app (launched unless ``launch=False``)."""
+    Returns the Gradio app (launched unless ``launch=False``); its ``launch()`` serves it with the
+    app's style and request limits, as here."""
     from vaelab.external import MAX_IMAGES
 
     adapt_keys = {"image_shape", "value_range", "encode", "decode", "posterior"}
@@ -101,10 +102,9 @@ def explore(model, data=None, *, name: str | None = None, labels=None, max_image
     e = embed(model, data, labels=labels, max_images=max_images or MAX_IMAGES, latent_map=latent_map,
               progress=progress, **adapt_kwargs)
     card = register(e, name)
-    from vaelab.app import build, freeze_heap, launch_options
+    from vaelab.app import build
 
     demo = build([card], explored=True)
     if launch:
-        freeze_heap()
-        demo.launch(**{**launch_options(), **kwargs})
+        demo.launch(**kwargs)
     return demo

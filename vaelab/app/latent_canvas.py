@@ -32,6 +32,7 @@ from vaelab.app.widgets import asset
 VIEWS = ("latent", "pca", "umap")
 VIEW_AXES = {"latent": ("z₁", "z₂"), "pca": ("PC 1 of the latent", "PC 2 of the latent"),
              "umap": ("UMAP 1", "UMAP 2")}
+ONE_NUMBER_AXES = ("z, the one latent number", "random spread (no meaning)")
 PAD_LIMIT = 1e4  # the latent pad decodes |z| up to this; beyond is not a place anyone drags to
 
 
@@ -58,6 +59,11 @@ def _model(name) -> Loaded:
 def has_latent_plane(m: Loaded) -> bool:
     """The map's left panel is the latent itself (a 2-D continuous latent, one vector)."""
     return m.single_vector_latent and m.card.latent_dim == 2 and m.arrays["coords_model"].shape[1] == 2
+
+
+def one_number(m: Loaded) -> bool:
+    """The latent is a single number: the map shows it across, the vertical spread is random."""
+    return m.single_vector_latent and m.card.latent_dim == 1
 
 
 def available_views(m: Loaded) -> list[str]:
@@ -107,6 +113,8 @@ def map_titles(m: Loaded, view: str) -> tuple[str, str]:
     k = emb.get("knn_k", 5)
     key = "model_umap" if view == "umap" else "model"
     what = {"latent": "its 2-D latent", "pca": "PCA of its latent", "umap": "UMAP of its latent"}[view]
+    if one_number(m):
+        what = "its 1-D latent (across; the vertical spread is random)"
     score = lambda name: viz_fmt(emb.get(name))  # noqa: E731
     return (f"{m.card.display}: {what} · {k}-NN acc {score('knn_' + key)}, trust {score('trust_' + key)}",
             f"PCA of the pixels · {k}-NN acc {score('knn_pca')}, trust {score('trust_pca')}")
@@ -124,13 +132,15 @@ def map_payload(name, view) -> dict:
     titles = map_titles(m, view)
     labels = np.asarray(m.labels, np.uint8)
     note = ""
+    if left.shape[1] == 1:  # a 1-D latent recorded as one column: a random vertical spread keeps the dots apart
+        left = np.column_stack([left[:, 0], np.random.default_rng(0).uniform(-1, 1, len(left))])
     if viz.robust_range(left[:, 0]) or viz.robust_range(left[:, 1]):
         note = "A few points lie beyond the view (the axes span the 1st–99th percentile)."
     return {"key": f"{name}|{view}", "n": int(len(labels)),
             "labels": base64.b64encode(labels.tobytes()).decode("ascii"),
             "pad": has_latent_plane(m), "note": note, "noun": m.noun,
             "classes": None if m.classes is None else [m.class_name(k) for k in range(min(len(m.classes), 256))],
-            "panels": [_panel(left, titles[0], VIEW_AXES[view], view == "latent"),
+            "panels": [_panel(left, titles[0], ONE_NUMBER_AXES if one_number(m) else VIEW_AXES[view], view == "latent"),
                        _panel(m.arrays["coords_pca"], titles[1], ("PC 1 of the pixels", "PC 2 of the pixels"),
                               False)]}
 

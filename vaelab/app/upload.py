@@ -247,6 +247,8 @@ def describe_upload(folder: Path) -> str:
     """What was uploaded, in a line: variant, dataset, latent, the score it got here."""
     meta = json.loads((folder / "config.json").read_text())
     metrics = json.loads((folder / "metrics.json").read_text())
-    mse = metrics.get("reconstruction", {}).get("mse")
+    from vaelab.metric_keys import metric
+
+    mse = metric(metrics, "reconstruction.mse")
     score = f"; test reconstruction error {mse:.4f} (computed here)" if isinstance(mse, (int, float)) else ""
     return f"{meta.get('variant')} trained on {meta.get('dataset') or 'digits'}{score}"

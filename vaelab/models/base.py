@@ -55,6 +55,10 @@ class ModelInfo:
     can_sample: bool = False  # sample(n) produces images
     has_prior: bool = False  # a learned prior over codes is attached
     likelihood: str = "bernoulli"
+    # discrete: every position draws from one codebook (a VQ code map, the dVAE's grid); False:
+    # each position is a categorical variable of its own (the 20×10 Gumbel VAE's 20 variables), so
+    # code use is counted per variable, not pooled
+    shared_codebook: bool = True
 
     @property
     def levels(self) -> int:

@@ -165,7 +165,8 @@ class GumbelVAE(GumbelAutoEncoder):
         return ModelInfo(latent="discrete", variational=True, conditional=False,
                          latent_shapes=((c.num_variables, c.codebook_size),),
                          codebook_size=c.codebook_size, index_shapes=(self.index_shape,),
-                         can_sample=True, has_prior=self.has_prior, likelihood=c.likelihood)
+                         can_sample=True, has_prior=self.has_prior, likelihood=c.likelihood,
+                         shared_codebook=False)
 
     def posterior_logits(self, x: torch.Tensor) -> torch.Tensor:
         c = self.config

@@ -337,6 +337,10 @@ def sample_prior(name: str, temperature, seed) -> dict:
         t = float("nan")
     if not np.isfinite(t) or not 0.05 <= t <= 5:
         raise gr.Error("The temperature must be a number between 0.05 and 5.")
+    if not m.info.can_sample:
+        return {"samples": viz.placeholder_image(f"{m.card.display} has no prior over its codes", 84, width=8 * 84),
+                "samples_note": (f"No samples: {m.card.display} comes with no prior over its code maps, so there is "
+                                 "nothing to draw codes from. A vaelab model gets one with `vaelab train-prior`.")}
     try:
         with torch.no_grad():
             ims = m.model.sample(8, generator=torch.Generator().manual_seed(int(seed or 0)), temperature=t)

@@ -63,13 +63,22 @@ class DrawPlan:
         return names + strong[:DEFAULT_STRONG]
 
 
-def draw_plan() -> DrawPlan:
-    """Which checkpoints the draw tab uses: 28×28 ones if any exist, else the 8×8 digits ones;
-    per variant the one that reconstructs best; unconditional models only."""
-    key = str(checkpoints_dir())
+DRAWABLE = ((1, 28, 28), (1, 8, 8))  # the grey digit sizes a drawing is prepared for (vaelab.preprocess)
+
+
+def drawable(cards) -> list[Card]:
+    """The cards a drawing can be given to: grey 28×28 or 8×8 images, unconditional."""
+    return [c for c in cards if tuple(c.image_shape) in DRAWABLE and c.variant != "cvae"]
+
+
+def draw_plan(cards: list[Card] | None = None) -> DrawPlan:
+    """Which models the draw tab uses — the shipped checkpoints, or ``cards`` (models given to
+    ``vaelab.explore``): 28×28 ones if any exist, else the 8×8 digits ones; per variant the one
+    that reconstructs best; unconditional models only."""
+    key = str(checkpoints_dir()) if cards is None else "explored:" + ",".join(sorted(c.name for c in cards))
     if key in state._PLANS:
         return state._PLANS[key]
-    cards = [c for c in scan_checkpoints() if c.variant != "cvae"]
+    cards = drawable(scan_checkpoints() if cards is None else cards)
     shapes = {c.image_shape for c in cards}
     shape = (1, 28, 28) if (1, 28, 28) in shapes else (1, 8, 8) if (1, 8, 8) in shapes else next(iter(shapes), (1, 28, 28))
     same = [c for c in cards if c.image_shape == shape]
@@ -78,7 +87,7 @@ def draw_plan() -> DrawPlan:
         best.setdefault(c.variant, c)
     rank = {v: i for i, v in enumerate(DRAW_VARIANT_ORDER)}
     recon = sorted(best.values(), key=lambda c: (rank.get(c.variant, len(rank)), c.name))[:MAX_DRAW_MODELS]
-    two_d = [c for c in same if c.latent_dim == 2 and c.family in ("classic", "variational")]
+    two_d = [c for c in same if c.latent_dim == 2 and c.family in ("classic", "variational", "explored")]
     two_d.sort(key=lambda c: (not c.variational, c.variant != "vae", c.name))
     rank_all = sorted(same, key=lambda c: (rank.get(c.variant, len(rank)), c.name))
     plan = DrawPlan(shape, recon, two_d[0] if two_d else None, rank_all,
@@ -158,14 +167,14 @@ def trained_for(plan: DrawPlan, names) -> list[Card]:
     return [c for c in trained_cards(names) if c.image_shape == plan.image_shape and c.variant != "cvae"]
 
 
-def draw(value, chosen: list[str] | None = None) -> dict:
+def draw(value, chosen: list[str] | None = None, plan: DrawPlan | None = None) -> dict:
     """A drawing and the names of the models (and PCA-2) that should rebuild it -> ``seen`` (the
     image the models get), ``recons`` (each rebuild with its caption, as one HTML strip of inline
     images: nothing to fetch afterwards), ``map`` (where it lands in a
     2-D latent, with its posterior's ±2σ ellipse for a VAE), the classifier's ``reading`` and a
     ``message``. Empty or cleared drawings give a message, not an error; ``chosen=None`` is the
-    default set."""
-    plan = draw_plan()
+    default set; ``plan``: the tab's models (default: the shipped ones)."""
+    plan = plan or draw_plan()
     yours = {c.name: c for c in trained_for(plan, chosen or [])}
     chosen = plan.default() if chosen is None else [n for n in chosen if n in plan.choices() or n in yours]
     try:
@@ -258,18 +267,20 @@ def map_heading(plan: DrawPlan) -> str:
 # --- layout and wiring -------------------------------------------------------------------------
 
 def render_note(cards) -> None:
-    """In an app over explored models: the tab only says what it is for (no load to run)."""
+    """In an app over explored models none of which takes a grey digit: the tab says what it is
+    for and why it does not apply (no load to run)."""
     with gr.Tab("Draw"):
         gr.Markdown(SUMMARY)
         shapes = ", ".join(sorted({"×".join(map(str, c.image_shape)) for c in cards}))
-        gr.Markdown(f"**Drawing is for digit models**: it turns a drawing into a 28×28 (or 8×8) grey digit the way "
-                    f"MNIST was prepared. The model here takes {shapes} images, so this tab has nothing to show; "
-                    "run `python app.py` for the shipped digit models.")
+        gr.Markdown(f"**Drawing is for grey digit models**: it turns a drawing into a grey 28×28 (or 8×8) digit the "
+                    f"way MNIST was prepared. The model here takes {shapes} images, which a drawing cannot be made "
+                    "into; run `python app.py` for the shipped digit models.")
     return None
 
 
-def render(mine=None):
-    """The tab and its event. Returns the page load's ``(inputs, outputs)`` for :func:`draw`."""
+def render(mine=None, cards: list[Card] | None = None):
+    """The tab and its event, over the shipped checkpoints or ``cards`` (explored models that take
+    grey digits). Returns the page load's ``(handler, inputs, outputs)``."""
     with gr.Tab("Draw"):
         gr.Markdown(SUMMARY)
         with gr.Row():
@@ -284,9 +295,9 @@ def render(mine=None):
                 recons = gr.HTML(recons_html([]), label="each model's rebuild of your drawing", show_label=True,
                                  elem_id="recons", css_template=RECONS_CSS, container=True, padding=True)
             with gr.Column(scale=4, min_width=300):
-                gr.Markdown(map_heading(draw_plan()), elem_classes=["vl-small"])
+                gr.Markdown(map_heading(draw_plan(cards)), elem_classes=["vl-small"])
                 latent_map = canvas.latent_canvas(elem_id="draw-map", label="the drawing in a 2-D latent")
-        plan = draw_plan()
+        plan = draw_plan(cards)
         chosen = gr.CheckboxGroup(plan.choices(), value=plan.default(), elem_id="draw-models",
                                   label="Who rebuilds your drawing (the default pairs two-number bottlenecks "
                                         "with high-capacity models)")
@@ -298,6 +309,11 @@ def render(mine=None):
 
     c = {"seen": seen, "recons": recons, "map": latent_map, "reading": reading, "message": message}
     inputs = [pad, chosen]
-    gr.on([pad.input, chosen.input], keyed(draw, c), inputs, list(c.values()), api_name="draw",
+
+    def draw_here(value, chosen=None):
+        return draw(value, chosen, plan)
+
+    draw_here.__doc__ = draw.__doc__
+    gr.on([pad.input, chosen.input], keyed(draw_here, c), inputs, list(c.values()), api_name="draw",
           show_progress="hidden", trigger_mode="always_last")
-    return keyed(draw, c), inputs, list(c.values())
+    return keyed(draw_here, c), inputs, list(c.values())

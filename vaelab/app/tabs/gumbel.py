@@ -6,7 +6,9 @@ sample ``softmax((log π + g)/τ)`` as a heatmap with its entropy, the image dec
 codes beside the straight-through hard ones, several samples at τ, the reconstruction error
 against τ with the current τ marked, the training schedule of τ with where the shipped model
 ended, and the gap between the relaxed objective and the exact discrete one as τ varies — the
-bias the relaxation buys. The Gumbel noise ``g`` is fixed by a seed, so moving τ alone changes
+bias the relaxation buys a model trained on soft samples (a straight-through model minimises the
+exact one; its bias is in the gradient). Images are the ones the model trained on (binarized
+for a model trained on binarized digits). The Gumbel noise ``g`` is fixed by a seed, so moving τ alone changes
 the picture.
 """
 
@@ -61,13 +63,38 @@ def tau_of(log_tau) -> float:
     return float(np.clip(10 ** v, TAU_MIN, TAU_MAX))
 
 
+def trained_binarized(m: Loaded) -> bool:
+    """Whether the model trained (and evaluation scored it) on binarized images."""
+    h = read_json(m.card.folder, "history.json", {}) or {}
+    return isinstance(h, dict) and (h.get("settings") or {}).get("binarize") == "dynamic"
+
+
+@functools.lru_cache(maxsize=4)
+def _binarized_test_set(dataset_name: str) -> torch.Tensor | None:
+    """The test images binarized exactly as evaluation scores a binarized model (each pixel
+    drawn black or white by its grey level, from a generator seeded as ``EvalSettings.seed``)."""
+    from vaelab.app.state import dataset
+    from vaelab.evaluate import EvalSettings
+
+    data = dataset(dataset_name)
+    if data is None:
+        return None
+    return torch.bernoulli(data.test_x, generator=torch.Generator().manual_seed(EvalSettings().seed))
+
+
 def input_image(m: Loaded, index) -> tuple[torch.Tensor, str]:
-    """Test image ``index``, or (without the dataset) the model's decoding of its cached codes."""
+    """Test image ``index`` as the model was trained and scored on it (binarized for a model
+    trained on binarized images), or (without the dataset) the model's decoding of its cached
+    codes."""
     try:
         i = int(index or 0) % m.n_test
     except (TypeError, ValueError, OverflowError):
         raise gr.Error(f"A test image is picked by its number, 0 to {m.n_test - 1}.")
     x = test_image(m, i)
+    if x is not None and trained_binarized(m):
+        j = int(m.arrays["test_index"][i])
+        return (_binarized_test_set(m.card.dataset)[j:j + 1],
+                f"test image #{i}, binarized as in the model's training and evaluation")
     if x is not None:
         return x, f"test image #{i}"
     rec, how = reconstruct_test(m, i)
@@ -144,6 +171,38 @@ def curves(name: str, index: int, seed: int) -> dict:
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def relaxed_at(name: str, index: int, seed: int, tau: float) -> float:
+    """The relaxed objective at exactly ``tau`` (the curve's points are at fixed τ), averaged over
+    the same ``NOISE_DRAWS`` Gumbel draws as :func:`curves`."""
+    m = load(name)
+    x, _ = input_image(m, index)
+    logits, g = logits_and_noise(m, x, seed, NOISE_DRAWS)
+    kl = float(categorical_kl_uniform(logits, m.model.quantizer.dim).sum())
+    with torch.no_grad():
+        params = m.model.decode_params(m.model.quantizer.codes_to_z(soft_codes(m, logits, g, tau)))
+        return float(m.model.recon_nll(params, x.expand(NOISE_DRAWS, *x.shape[1:])).mean()) + kl
+
+
+def straight_through(m: Loaded) -> bool:
+    """The model trained straight-through: its forward pass always used the hard one-hot sample."""
+    return bool(getattr(m.model.quantizer, "hard", False))
+
+
+def gap_note(m: Loaded, c: dict, tau: float, relaxed: float) -> str:
+    """What the gap between the relaxed and the exact objective means for this model."""
+    gap = (f"At τ = {tau:.3g} the relaxed objective is {relaxed:.2f} nats against the exact {c['exact']:.2f}: a gap "
+           f"of {relaxed - c['exact']:+.2f} nats (averaged over {NOISE_DRAWS} Gumbel draws; KL to the uniform prior "
+           f"{c['kl']:.2f} nats in both)")
+    if straight_through(m):
+        return (gap + f". **{m.card.display} trained straight-through**: its forward pass always used the hard "
+                "one-hot sample, so the value it minimised is the exact objective, with no such gap. Its bias is in "
+                "the gradient instead: the soft sample's gradient stands in for the hard sample's, which has none. "
+                "The relaxed curve shows what training on soft samples at each τ would have scored.")
+    return gap + (f". {m.card.display} trained on soft samples, so this gap is the bias of the objective it "
+                  "minimised at that τ: low τ shrinks it, at the price of noisier gradients.")
+
+
 def schedule_svg(m: Loaded, tau: float) -> str:
     """τ over training as the model's schedule set it, to the step the shipped model ended at."""
     h = read_json(m.card.folder, "history.json", {}) or {}
@@ -173,7 +232,6 @@ def show(name: str, log_tau, index, seed) -> dict:
     pos = int(np.argmax(entropy(pi)))  # the position the encoder is least sure about
     top = np.argsort(-pi[pos])[:3]
     c = curves(name, int(index or 0) % m.n_test, s)
-    i = int(np.argmin(np.abs(np.log(c["tau"]) - np.log(tau))))
     soft, hard = decode_codes(m, y[:1])[0], decode_codes(m, hard_codes(m, y[:1]))[0]
     return {
         "heatmap": heatmap(p),
@@ -196,9 +254,7 @@ def show(name: str, log_tau, index, seed) -> dict:
         "gap_curve": line_chart([("relaxed objective", c["tau"], c["relaxed"])], "τ (log scale)", "−ELBO estimate, nats",
                                 logx=True, marker=tau, marker_label=f"τ = {tau:.3g}",
                                 hline=("exact (discrete sample)", c["exact"]), last_values=False),
-        "gap_note": (f"At τ = {c['tau'][i]:.3g} the relaxed objective is {c['relaxed'][i]:.2f} nats against the exact "
-                     f"{c['exact']:.2f}: a gap of {c['relaxed'][i] - c['exact']:+.2f} nats, the bias the relaxation buys "
-                     f"(averaged over {NOISE_DRAWS} Gumbel draws; KL to the uniform prior {c['kl']:.2f} nats in both)."),
+        "gap_note": gap_note(m, c, tau, relaxed_at(name, int(index or 0) % m.n_test, s, tau)),
         "schedule": schedule_svg(m, tau),
     }
 

@@ -197,13 +197,15 @@ def latent_map_markdown(m: Loaded) -> str:
     k = emb.get("knn_k", 5)
     return "\n".join([
         f"Left: where **{m.card.display}** puts each of the {m.n_test:,} test images ({words}"
-        + ("" if flat_2d else ", projected to 2-D") + "). Right: the first two principal components of the "
+        + ("" if flat_2d or d == 1 else ", projected to 2-D") + "). Right: the first two principal components of the "
         "same images' pixels — the best *linear* 2-D view.",
         "",
         "$$\\text{PCA: } \\hat x = \\bar x + W_d W_d^{\\top}(x-\\bar x) \\qquad "
         "\\text{autoencoder: } \\hat x = g_\\theta\\big(f_\\phi(x)\\big),\\; z = f_\\phi(x) \\in " + space + "$$",
         "",
-        f"*{k}-NN accuracy*: how often the {k} nearest training points share the digit. "
+        f"*{k}-NN accuracy* (in a 2-D view, or in the full latent where the text says so): the share of test "
+        f"images whose {m.noun} the majority vote of their {k} nearest training images, measured in that space, gets "
+        "right. "
         "*Trustworthiness* (1 = no false neighbours in the 2-D view): "
         "$T(k)=1-\\frac{2}{nk(2n-3k-1)}\\sum_i\\sum_{j\\in U_k(i)}\\big(r(i,j)-k\\big)$.",
         "",

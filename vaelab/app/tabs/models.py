@@ -13,6 +13,7 @@ import gradio as gr
 
 from vaelab.app.catalogue import Card, register_trained, scan_checkpoints
 from vaelab.app.widgets import fmt, keyed
+from vaelab.metric_keys import metric
 from vaelab.paths import checkpoints_dir
 
 UPLOAD_NOTE = ("**Bring your own checkpoint.** Zip a checkpoint folder that vaelab wrote (`config.json`, "
@@ -43,11 +44,10 @@ def checkpoints_table(cards: list[Card] | None = None) -> str:
             "| --- | --- | --- | --- | --- | --- | --- |"]
     for c in cards:
         m = json.loads((c.folder / "metrics.json").read_text())
-        rec, emb = m.get("reconstruction", {}), m.get("embedding", {})
         data = c.data_title or c.dataset
         rows.append(f"| `{c.name}` | {c.family} | {cell(data)} {c.image_shape[-2]}×{c.image_shape[-1]} | "
-                    f"{c.size} | {fmt(rec.get('mse'), 4)} ({fmt(rec.get('pca_mse'), 4)}) | "
-                    f"{fmt(emb.get('knn_latent_full'))} | {cell(c.purpose or '—')} |")
+                    f"{c.size} | {fmt(metric(m, 'reconstruction.mse'), 4)} ({fmt(metric(m, 'reconstruction.pca_mse'), 4)}) | "
+                    f"{fmt(metric(m, 'embedding.knn_latent_full'))} | {cell(c.purpose or '—')} |")
     return "\n".join(rows)
 
 

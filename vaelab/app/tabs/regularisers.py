@@ -291,7 +291,8 @@ def show_sparse(name: str, k, index) -> dict:
                f"average ({per_image.mean() / dims:.0%}; " +
                (f"exactly the {kk} kept" if kk else f"active: above {ACTIVE:g}") +
                f"); every unit is active on at least one of the {len(z)} images: "
-               f"{'yes' if bool(act.any(0).all()) else f'no, {int((~act.any(0)).sum())} never are'}.")
+               f"{'yes' if bool(act.any(0).all()) else f'no, {int((~act.any(0)).sum())} never are'}."
+               + sparsity_target(m, z))
     out = {"sp_hist": histogram_svg(counts, edges, ACTIVE, zero_bar=is_k_sparse(m)), "sp_numbers": numbers,
            "sp_strip": viz.to_display(viz.tile([x[0], rebuilt[0]], cols=2, pad=2), pixels=300), "sp_curve": ""}
     if kk:
@@ -299,6 +300,18 @@ def show_sparse(name: str, k, index) -> dict:
         out["sp_curve"] = line_chart([("error of the rebuild", ks, errs)], "units kept when encoding (k)",
                                      f"mean squared error ({N_IMAGES} images)", marker=kk, marker_label=f"k = {kk}")
     return out
+
+
+def sparsity_target(m: Loaded, z: torch.Tensor) -> str:
+    """For a KL-penalised model: the units' mean activation beside the target ρ it trained for."""
+    c = m.model.config
+    if getattr(c, "penalty", None) != "kl":
+        return ""
+    mean = float(z.mean())
+    verdict = ("close to it" if mean <= 1.5 * c.rho else
+               "above it: the penalty has not pulled the code all the way down")
+    return (f" The units' mean activation is **{mean:.3f}**, against the target ρ = {c.rho:g} the penalty "
+            f"(weight λ = {c.sparsity_weight:g}) pulls each unit's average towards: {verdict}.")
 
 
 @functools.lru_cache(maxsize=8)

@@ -59,26 +59,42 @@ def start_latent(m: Loaded, start: str, index: int) -> np.ndarray:
     if start == START_PRIOR or "latent_test" not in m.arrays:
         return np.zeros(m.card.latent_dim, np.float32)
     i = int(np.clip(int(index or 0), 0, m.n_test - 1))
-    return m.arrays["latent_test"][i].astype(np.float32)
+    return m.arrays["latent_test"][i].astype(np.float32).copy()
 
 
-def latent_from_sliders(m: Loaded, values) -> np.ndarray:
-    """Slider values (in KL order) -> a latent vector; dimensions beyond the 32 shown stay at 0,
-    the prior mean (they have the least KL, so they matter least)."""
-    z = np.zeros(m.card.latent_dim, np.float32)
+SLIDER_STEP = 0.05  # a slider moves in these steps; one within half a step of its start was not moved
+
+
+def latent_from_sliders(m: Loaded, values, start: str = START_PRIOR, index: int = 0) -> np.ndarray:
+    """Slider values (in KL order) -> a latent vector, starting from the chosen start (a test
+    image's whole posterior mean, or the prior mean): a slider the user has not moved (still at
+    its start, which the ±3 range may have clipped) keeps the start's exact value, a moved one
+    sets its number, and the numbers without a slider (beyond the 32 shown) keep the start's."""
+    base = start_latent(m, start, index)
+    z = base.copy()
     for d, v in zip(slider_dims(m), values):
         v = 0.0 if v is None else float(v)
         if not np.isfinite(v):
-            raise gr.Error(f"z{d} is {v}: each latent slider takes a number between "
+            raise gr.Error(f"{dim_name(m, d)} is {v}: each latent slider takes a number between "
                            f"{-SLIDER_RANGE:g} and {SLIDER_RANGE:g}.")
-        z[d] = v
+        shown = float(np.clip(round(float(base[d]), 2), -SLIDER_RANGE, SLIDER_RANGE))
+        if abs(v - shown) > SLIDER_STEP / 2 + 1e-9:
+            z[d] = v
     return z
 
 
-def decode_sliders(name: str, label: int, *values) -> np.ndarray:
-    """The image decoded from the current slider values (the handler behind every drag)."""
+def decode_sliders(name: str, label: int, start: str, index, *values) -> np.ndarray:
+    """The image decoded from the current slider values over the chosen start (the handler
+    behind every drag)."""
     m = load(name)
-    return viz.to_display(decode(m, latent_from_sliders(m, values)[None], label)[0])
+    return viz.to_display(decode(m, latent_from_sliders(m, values, start, _start_index(m, index))[None], label)[0])
+
+
+def _start_index(m: Loaded, index) -> int:
+    try:
+        return int(np.clip(int(float(index or 0)), 0, m.n_test - 1))
+    except (TypeError, ValueError, OverflowError):
+        raise gr.Error(f"The test image is a number from 0 to {m.n_test - 1}.")
 
 
 SUMMARY = ("**Each slider sets one number of the VAE's latent code; the decoder turns the code into the "
@@ -145,24 +161,30 @@ def setup_sliders(name: str, start: str, index: int, label: int) -> dict:
                                      value=float(np.clip(round(float(z[d]), 2), -SLIDER_RANGE, SLIDER_RANGE))))
         else:
             updates.append(gr.update(visible=False, value=0.0))
-    values = [float(np.clip(z[d], -SLIDER_RANGE, SLIDER_RANGE)) for d in dims]
-    image = decode_sliders(name, label, *values)
+    values = [float(np.clip(round(float(z[d]), 2), -SLIDER_RANGE, SLIDER_RANGE)) for d in dims]
+    image = decode_sliders(name, label, start, i, *values)
     dim_choices = [(dim_label(m, d), d) for d in dims]
-    extra = (f" The first {MAX_SLIDERS} of {m.card.latent_dim} dimensions by KL are shown; the rest stay at 0."
-             if m.card.latent_dim > MAX_SLIDERS else "")
+    where = "the test image's values" if start == START_TEST and "latent_test" in m.arrays else "0, the prior mean"
+    extra = (f" The first {MAX_SLIDERS} of {m.card.latent_dim} numbers by KL have sliders; the other "
+             f"{m.card.latent_dim - MAX_SLIDERS} keep {where}." if m.card.latent_dim > MAX_SLIDERS else "")
+    clipped = sum(abs(float(z[d])) > SLIDER_RANGE for d in dims)
+    if clipped:
+        extra += (f" {clipped} of the starting values lie beyond ±{SLIDER_RANGE:g}: their sliders sit at the end of "
+                  "the range, and the image uses the true values until you move them.")
     return {"explanation": elbo_markdown(m) + extra, "decoded": image,
             "dim": gr.update(choices=dim_choices, value=dims[0]),
             "label": gr.update(visible=m.info.conditional, value=label),
             "start_index": gr.update(maximum=m.n_test - 1, value=i),
-            "traversal": traverse(name, label, dims[0], *values), "samples": sample_prior(name, label, 0),
+            "traversal": traverse(name, label, dims[0], start, i, *values), "samples": sample_prior(name, label, 0),
             "interpolation": interpolate(name, i, (i + 1) % m.n_test, label),
             **{f"row_{r}": u for r, u in enumerate(rows)}, **{f"z_{j}": u for j, u in enumerate(updates)}}
 
 
-def traverse(name: str, label: int, dim: int, *values, steps: int = 9) -> np.ndarray:
-    """One dimension swept over −3…3 with the others at the slider values: a strip of images."""
+def traverse(name: str, label: int, dim: int, start: str, index, *values, steps: int = 9) -> np.ndarray:
+    """One dimension swept over −3…3 with the others as the sliders and the start set them: a
+    strip of images."""
     m = load(name)
-    z = latent_from_sliders(m, values)
+    z = latent_from_sliders(m, values, start, _start_index(m, index))
     d = int(dim if dim is not None else slider_dims(m)[0])
     if not 0 <= d < m.card.latent_dim:
         raise gr.Error(f"{m.card.display} has latent dimensions 0 to {m.card.latent_dim - 1}; there is no dimension {d}.")
@@ -252,12 +274,12 @@ def render(cards: list[Card], mine=None):
     for trigger, name in ((model.input, "sliders_model"), (start.input, "sliders_start"),
                           (start_index.release, "sliders_start_image")):
         trigger(setup, setup_inputs, list(c.values()), api_name=name)
-    gr.on([s.input for s in sliders] + [label.input], decode_sliders, [model, label, *sliders],
+    gr.on([s.input for s in sliders] + [label.input], decode_sliders, [model, label, start, start_index, *sliders],
           decoded, api_name="decode", show_progress="hidden", trigger_mode="always_last",
           concurrency_limit=4, concurrency_id="decode")
-    traverse_btn.click(traverse, [model, label, dim, *sliders], traversal, api_name="traverse",
+    traverse_btn.click(traverse, [model, label, dim, start, start_index, *sliders], traversal, api_name="traverse",
                        concurrency_id="decode")
-    dim.input(traverse, [model, label, dim, *sliders], traversal, api_name="traverse_dim",
+    dim.input(traverse, [model, label, dim, start, start_index, *sliders], traversal, api_name="traverse_dim",
               concurrency_id="decode")
     sample_btn.click(sample_prior, [model, label, seed], samples, api_name="sample",
                      concurrency_id="decode")
