@@ -692,7 +692,10 @@ def cmd_explore(args) -> int:
         data = _explore_data(args, model, spec)
         from vaelab.app.explored import explore
 
-        demo = explore(model, data, name=args.name, max_images=args.max_images, latent_map=args.latent_map,
+        from vaelab.models.base import AutoEncoder
+
+        name = args.name or (Path(args.model.rstrip("/")).name if isinstance(model, AutoEncoder) else None)
+        demo = explore(model, data, name=name, max_images=args.max_images, latent_map=args.latent_map,
                        launch=False, **({"image_shape": tuple(args.image_shape)} if args.image_shape else {}),
                        **({"value_range": tuple(args.value_range)} if args.value_range else {}),
                        **({"posterior": args.posterior} if args.posterior else {}))
