@@ -39,3 +39,20 @@ def test_map_axes_have_titles_and_outliers_do_not_squash_the_bulk():
     lo, hi = layout["xaxis"]["range"]
     assert -5 < lo < -2 and 2 < hi < 5  # the 1st–99th percentile plus a margin, not ±400
     assert "range" not in layout["xaxis2"]  # no outliers there: plotly's own autorange
+
+
+def _missing(font, text: str) -> list[str]:
+    """Characters of ``text`` the font draws as its missing-glyph box (the same as a code point no
+    font has)."""
+    box = bytes(font.getmask("\U0010fffd"))
+    return [ch for ch in set(text) if not ch.isspace() and bytes(font.getmask(ch)) == box]
+
+
+def test_the_font_pictures_are_written_in_has_every_glyph_the_app_writes():
+    from PIL import ImageFont
+
+    from vaelab import viz
+
+    written = "β = 0.5 τ → σ ± ∝ × · – — … ‖∂h/∂x‖ μ π ≈ ≤ ≥ KL 0123456789 The encoder's outputs (a–z, A–Z)"
+    assert _missing(viz.font(14), written) == []
+    assert "β" in _missing(ImageFont.load_default(size=14), "β")  # Pillow's own font has no Greek: the test can tell

@@ -8,7 +8,9 @@ hidden at first render otherwise come out too small in some Gradio releases.
 from __future__ import annotations
 
 import base64
+import functools
 import io
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
@@ -229,20 +231,32 @@ def grid_image(images, cols: int, pixels: int = 480, pad: int = 0) -> np.ndarray
     return to_uint8(upscale(grid, max(1, pixels // grid.shape[1])))
 
 
+FONT = Path(__file__).parent / "fonts" / "DejaVuSans-subset.ttf"  # has the Greek and maths the app writes
+
+
+@functools.lru_cache(maxsize=16)
+def font(size: int):
+    """The font every picture's text is written in (DejaVu Sans: β, τ, σ, ±, → included; Pillow's
+    built-in font has no Greek and draws β as an empty box)."""
+    from PIL import ImageFont
+
+    return ImageFont.truetype(str(FONT), int(size))
+
+
 def placeholder_image(text: str = "", pixels: int = IMAGE_PIXELS, width: int | None = None) -> np.ndarray:
     """A dark-grey panel standing for an image that cannot be shown, with ``text`` (why) written
     on it, wrapped to fit; ``width`` makes it a strip."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
     w = width or pixels
     img = Image.new("L", (w, pixels), 60)
     if text:
         draw = ImageDraw.Draw(img)
         size = max(11, min(18, pixels // 9))
-        font = ImageFont.load_default(size=size)
+        font_ = font(size)
         words, lines, line = text.split(), [], ""
         for word in words:
             trial = f"{line} {word}".strip()
-            if draw.textlength(trial, font=font) > w - 16 and line:
+            if draw.textlength(trial, font=font_) > w - 16 and line:
                 lines.append(line)
                 line = word
             else:
@@ -251,8 +265,8 @@ def placeholder_image(text: str = "", pixels: int = IMAGE_PIXELS, width: int | N
         step = int(size * 1.3)
         y = max(4, (pixels - step * len(lines)) // 2)
         for line in lines:
-            x = max(4, (w - draw.textlength(line, font=font)) // 2)
-            draw.text((x, y), line, fill=225, font=font)
+            x = max(4, (w - draw.textlength(line, font=font_)) // 2)
+            draw.text((x, y), line, fill=225, font=font_)
             y += step
     return np.asarray(img, np.uint8)
 

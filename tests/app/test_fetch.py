@@ -116,3 +116,18 @@ def test_an_unreachable_mirror_is_named_in_the_banner(no_mnist, monkeypatch):
     thread.join(60)
     assert state._FETCH["state"] == "failed"
     assert "could not download it" in state.dataset_status() and not state.mnist_available()
+    status = state.dataset_status()
+    assert "no network connection" in status  # a plain sentence
+    assert "Error" not in status and "http" not in status and "127.0.0.1" not in status  # no exception text, no URL
+
+
+def test_a_failed_download_is_told_in_words_never_as_an_exception():
+    import errno
+
+    cases = [(ConnectionRefusedError(111, "Connection refused"), "no network connection"),
+             (OSError(errno.ENOSPC, "No space left on device", "/data/MNIST/raw/x.gz"), "disk is full"),
+             (PermissionError(13, "Permission denied", "/data"), "may not write"),
+             (RuntimeError("File not found or corrupted."), "did not complete")]
+    for error, words in cases:
+        text = state.fetch_failure(error)
+        assert words in text and "/data" not in text and type(error).__name__ not in text

@@ -217,3 +217,38 @@ def test_a_model_trained_on_mnist_rebuilds_drawings_in_the_draw_tab():
     out = draw.draw(drawing_of_a_one(), [name])
     assert "your ae" in out["recons"] and out["recons"].count("<figure>") == 1
     assert name not in [v for v in plan.choices()]  # the shipped list is unchanged for everyone else
+
+
+@pytest.mark.parametrize("variant", ["vae", "beta-vae", "sparse-ae", "contractive-ae", "denoising-ae", "vq-vae",
+                                     "gumbel-vae", "hvae", "vae-gan"])
+def test_the_step_line_is_a_true_equation_with_the_rest_apart(variant):
+    """The shown sum is the loss (checked against the model's own terms on a batch), and terms that
+    are not part of it (neg_elbo, β itself, perplexity) are listed apart, never added in."""
+    import re
+    import types
+
+    import torch
+
+    import vaelab
+    from vaelab.app.tabs import train as tr
+
+    torch.manual_seed(0)
+    model = vaelab.create(variant, tiny=True)
+    out = model.loss(torch.rand(8, *model.config.image_shape))
+    terms = {k: float(v) for k, v in out.terms.items()}
+    job = types.SimpleNamespace(lock=__import__("threading").Lock(), steps=[{"step": 3, "terms": terms}],
+                                spec=types.SimpleNamespace(variant=variant, config={}))
+    line = tr.live_numbers(job)
+    assert line.startswith(f"Step 3: loss {terms['total']:.4g}")
+    equation = tr.loss_equation(terms, tr.config_weights(job.spec))
+    if variant in ("vae", "beta-vae", "sparse-ae", "contractive-ae", "denoising-ae", "vq-vae"):
+        assert equation, line
+    if equation:
+        assert sum(terms[k] * f for k, _, f in equation) == pytest.approx(terms["total"], rel=1e-3)
+        shown = line.split(" = ", 1)[1].split(" (per image")[0]
+        for k, n, _ in equation:
+            assert re.search(rf"\b{k} ", shown)
+        also = line.split("Also: ", 1)[1] if "Also: " in line else ""
+        assert not any(re.search(rf"\b{k} ", also) for k, _, _ in equation)
+    if "neg_elbo" in terms and equation:
+        assert "neg_elbo" not in line.split(" = ", 1)[1].split(" (per image")[0] or terms.get("beta", 1) == 1

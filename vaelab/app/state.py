@@ -196,8 +196,11 @@ def start_fetch() -> threading.Thread | None:
 
             for train in (False, True):  # the test images first: the views need those
                 tvd.MNIST(root=str(data_dir()), train=train, download=True)
-        except Exception as error:  # no route, a mirror down, a full disk: the banner says which
-            _FETCH.update(state="failed", reason=f"{type(error).__name__}: {str(error)[:160]}")
+        except Exception as error:  # no route, a mirror down, a full disk: the banner says which, in words
+            import logging
+
+            logging.getLogger(__name__).warning("MNIST could not be downloaded: %s: %s", type(error).__name__, error)
+            _FETCH.update(state="failed", reason=fetch_failure(error))
             return
         with _LOCK:
             _DATA.pop("mnist", None)
@@ -210,6 +213,25 @@ def start_fetch() -> threading.Thread | None:
     thread = threading.Thread(target=run, name="vaelab-fetch-mnist", daemon=True)
     thread.start()
     return thread
+
+
+def fetch_failure(error: BaseException) -> str:
+    """Why a download failed, as a visitor can read it (no exception text, no path; the server's
+    log has the details)."""
+    import errno
+    import socket
+    import urllib.error
+
+    text = f"{type(error).__name__} {error}".lower()
+    if isinstance(error, (socket.gaierror, urllib.error.URLError, ConnectionError, TimeoutError)) or any(
+            w in text for w in ("name or service", "temporary failure", "network is unreachable", "timed out",
+                                "connection refused", "no route", "urlopen", "nodename")):
+        return "the server has no network connection to the download mirrors"
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return "the server's disk is full"
+    if isinstance(error, PermissionError):
+        return "the server may not write to its data folder"
+    return "the download did not complete"
 
 
 def dataset_status() -> str:
@@ -242,7 +264,11 @@ def host_instructions() -> str:
                   "MNIST was not found there: the app falls back to what the checkpoints cached.")
     return (f"MNIST is looked for in `{where}` (`VAELAB_DATA` sets the folder; it holds `MNIST/raw/` in "
             f"torchvision's layout). {state_line} Checkpoints are read from `{checkpoints_dir()}` "
-            "(`VAELAB_CHECKPOINTS` sets another folder). The app never downloads anything.")
+            "(`VAELAB_CHECKPOINTS` sets another folder). What the app fetches, and when: only MNIST (about "
+            "11 MB, from torchvision's mirrors), once, in the background at start-up, when it is not in that "
+            "folder and the server has network; `VAELAB_FETCH=0` (or `HF_HUB_OFFLINE=1`) turns that off. A model "
+            "is downloaded only when a visitor gives a Hugging Face Hub id in the Models tab. Nothing else "
+            "is fetched, and no model or dataset file is ever needed to start.")
 
 
 @dataclass(frozen=True)

@@ -203,13 +203,13 @@ def latent_maps(names: tuple[str, ...], size: int = 200) -> np.ndarray:
     lo, hi = np.percentile(allc, 1, axis=0), np.percentile(allc, 99, axis=0)
     span = (hi - lo).max() * 1.1
     centre = (lo + hi) / 2
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     panels = []
     for n, c in zip(names, coords):
         im = Image.fromarray(viz.scatter_image(c, labels, centre - span / 2, centre + span / 2, size))
         ImageDraw.Draw(im).text((6, 4), f"β = {load(n).card.beta:g}", fill=(32, 33, 36),
-                                font=ImageFont.load_default(size=14))
+                                font=viz.font(14))
         panels.append(np.asarray(im))
     gap = np.full((size, 6, 3), 255, np.uint8)
     out = []

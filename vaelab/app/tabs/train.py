@@ -367,16 +367,74 @@ def pictures(job: Job, epoch: int | None = None) -> tuple[np.ndarray | None, np.
                                                                                 hi + margin, size=320, dot=3)
 
 
+WEIGHT_NAMES = ("beta", "kl_weight")  # terms that weigh another term rather than add to the loss
+
+
+def config_weights(spec) -> dict[str, float]:
+    """The job's config fields that weigh a loss term (``beta``, ``*_weight``), defaults included."""
+    import dataclasses
+
+    from vaelab.registry import make_config
+
+    try:
+        config = dataclasses.asdict(make_config(spec.variant, spec.config))
+    except Exception:  # an unknown variant or a bad field: no weights to offer
+        return {}
+    return {k: float(v) for k, v in config.items()
+            if (k == "beta" or k.endswith("_weight")) and isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def loss_equation(terms: dict[str, float], weights: dict[str, float]) -> list[tuple[str, str | None, float]] | None:
+    """Which of ``terms`` add up to ``terms["total"]``, each possibly times one of ``weights``
+    (named weights first, then any term that is itself a weight), checked numerically: a list of
+    ``(term, weight name or None, weight)``, or ``None`` when no such sum matches. A weight scales
+    only the term it is named for (``beta``/``kl_weight`` a KL term, ``sparsity_weight`` the
+    ``sparsity`` term). The most terms win; among those, the one using named weights."""
+    import itertools
+
+    total = terms.get("total")
+    if total is None or not math.isfinite(total):
+        return None
+    w = {**weights, **{k: terms[k] for k in WEIGHT_NAMES if k in terms}}
+    addends = [k for k, v in terms.items() if k != "total" and k not in w and math.isfinite(v)]
+    tol = 1e-3 * max(1.0, abs(total))
+    def options(term: str) -> list[tuple[str | None, float]]:
+        # a weight scales the term it is named for: beta and kl_weight a KL, sparsity_weight sparsity, ...
+        return [(None, 1.0)] + [(n, f) for n, f in sorted(w.items())
+                                if (n in WEIGHT_NAMES and "kl" in term) or n == f"{term}_weight"]
+
+    best = None
+    for size in range(min(4, len(addends)), 0, -1):
+        for chosen in itertools.combinations(addends, size):
+            for scales in itertools.product(*(options(k) for k in chosen)):
+                if abs(sum(terms[k] * f for k, (_, f) in zip(chosen, scales)) - total) <= tol:
+                    named = sum(n is not None for n, _ in scales)
+                    if best is None or named > best[0]:
+                        best = (named, [(k, n, f) for k, (n, f) in zip(chosen, scales)])
+        if best is not None:
+            return best[1]
+    return None
+
+
 def live_numbers(job: Job) -> str:
+    """The last step's loss, written as the sum of the terms that make it (checked numerically),
+    and the other numbers the model reports apart."""
     with job.lock:
         steps = job.steps[-1:]
     if not steps:
         return ""
-    terms = steps[0]["terms"]
-    parts = " + ".join(f"{k} {v:.3g}" for k, v in terms.items() if k != "total")
+    terms = {k: float(v) for k, v in steps[0]["terms"].items()}
     total = terms.get("total")
-    return (f"Step {steps[0]['step']}: loss {total:.4g}" + (f" = {parts}" if parts and total is not None else "")
-            + " (per image, this batch).")
+    if total is None:
+        return ""
+    equation = loss_equation(terms, config_weights(job.spec))
+    used = {k for k, _, _ in equation or []} | {n for _, n, _ in equation or [] if n}
+    text = f"Step {steps[0]['step']}: loss {total:.4g}"
+    if equation:
+        text += " = " + " + ".join(f"{k} {terms[k]:.3g}" if n is None else f"{n} {f:g} × {k} {terms[k]:.3g}"
+                                   for k, n, f in equation)
+    rest = [f"{k} {v:.3g}" for k, v in terms.items() if k != "total" and k not in used]
+    return text + " (per image, this batch)." + (f" Also: {', '.join(rest)}." if rest else "")
 
 
 def view(job: Job) -> dict:
