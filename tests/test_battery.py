@@ -107,8 +107,8 @@ def cases(folder=None):
         # (NaN and ∞ cannot leave a client as JSON; the handlers' own tests send them directly)
         ("/decode", ["digits-vae-8", 0, sliders.START_PRIOR, 0, *(["nan"] + z[1:])], "float"),
         ("/decode", ["digits-vae-8", 0, sliders.START_PRIOR, 0, *([1e30] + z[1:])], "maximum"),
-        ("/traverse", ["digits-vae-8", 0, 10**9, *z], "dimension"),
-        ("/traverse", ["digits-vae-8", 0, -1, *z], "dimension"),
+        ("/traverse", ["digits-vae-8", 0, 10**9, sliders.START_PRIOR, 0, *z], "dimension"),
+        ("/traverse", ["digits-vae-8", 0, -1, sliders.START_PRIOR, 0, *z], "dimension"),
         ("/sample", ["digits-vae-8", 0, "lots"], "float"),
         ("/interpolate", ["digits-vae-8", -5, 10**12, 0], None),
         ("/draw", [png_claiming(20_000, 20_000), []], "2048"),

@@ -50,3 +50,15 @@ def test_a_log_x_axis_spaces_decades_equally_and_a_reference_line_is_drawn():
     marker_x = float(re.search(r'<line x1="([\d.]+)" x2="[\d.]+" y1="\d+"', svg).group(1))
     assert abs(marker_x - line[1][0]) < 0.2
     assert 'stroke-dasharray="5 3"' in svg and "exact 2.5" in svg and "relaxed 4" not in svg
+
+
+def test_the_legend_quotes_each_series_at_the_marked_x_not_at_its_end():
+    """A chart with a marked level names the value there (where the reader looks), not the value
+    at the highest level."""
+    from vaelab.app.charts import line_chart
+
+    svg = line_chart([("error", [0.0, 0.5, 0.9], [0.01, 0.03, 0.09])], "noise level", "error", marker=0.25,
+                     marker_label="level 0.25")
+    assert "● error 0.02 at level 0.25" in svg and "0.09" not in svg.split("</text>")[0]
+    plain = line_chart([("error", [0.0, 0.5, 0.9], [0.01, 0.03, 0.09])], "noise level", "error")
+    assert "● error 0.09" in plain  # no marker: the last value

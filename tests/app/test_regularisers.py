@@ -143,3 +143,13 @@ def test_the_shipped_sparse_autoencoder_is_sparse_as_the_panel_says():
     assert float(rg.active_mask(m, z).float().mean()) <= 0.25  # "few code units per image"
     out = rg.show_sparse("sparse-ae", 1, 0)
     assert f"mean activation is **{float(z.mean()):.3f}**, against the target ρ = {rho:g}" in out["sp_numbers"]
+
+
+@needs_data
+def test_k_and_its_chart_show_for_the_k_sparse_model_only():
+    sparse = names(rg.sparse_models(CARDS))
+    for name in sparse:
+        out = rg.show_sparse(name, 10, 0)
+        k_sparse = rg.is_k_sparse(state.load(name))
+        assert out["sp_k"]["visible"] == k_sparse and out["sp_curve"]["visible"] == k_sparse
+        assert bool(out["sp_curve"]["value"]) == k_sparse

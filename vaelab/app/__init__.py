@@ -31,7 +31,14 @@ PAGE_CSS = """
 .vl-header .vl-title { font-size: 1.45em; font-weight: 700; }
 .vl-header .vl-data { font-size: 0.85em; color: var(--body-text-color-subdued); }
 .vl-table table { display: block; overflow-x: auto; max-width: 100%; }
+/* Gradio floats a component's label over the top-left corner of its box: over a picture, a chart or
+   a table it hides what it names. Here every label sits above its content instead. */
+.block label[data-testid="block-label"].float { position: relative !important; top: auto !important;
+  left: auto !important; margin: 0 0 6px 0 !important; max-width: 100%; white-space: normal; }
 @media (max-width: 640px) {
+  /* a row of pictures or charts stacks on a phone, each as wide as the screen */
+  .row:has(> .block .vl-px, > .block svg, > .block canvas, > .block .vl-recons, > .column .vl-px) > * {
+    flex: 1 1 100% !important; min-width: 100% !important; }
   .vl-table td, .vl-table th { white-space: nowrap; }
   .tab-wrapper .tab-container { overflow-x: auto !important; flex-wrap: nowrap !important; }
   .tab-wrapper .tab-container button { flex: 0 0 auto; }

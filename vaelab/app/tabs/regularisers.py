@@ -294,11 +294,14 @@ def show_sparse(name: str, k, index) -> dict:
                f"{'yes' if bool(act.any(0).all()) else f'no, {int((~act.any(0)).sum())} never are'}."
                + sparsity_target(m, z))
     out = {"sp_hist": histogram_svg(counts, edges, ACTIVE, zero_bar=is_k_sparse(m)), "sp_numbers": numbers,
-           "sp_strip": viz.to_display(viz.tile([x[0], rebuilt[0]], cols=2, pad=2), pixels=300), "sp_curve": ""}
+           "sp_strip": viz.to_display(viz.tile([x[0], rebuilt[0]], cols=2, pad=2), pixels=300),
+           # k applies to the k-sparse model only: for the others the slider and its chart are hidden
+           "sp_curve": gr.update(value="", visible=False), "sp_k": gr.update(visible=bool(kk))}
     if kk:
         ks, errs = k_curve(name)
-        out["sp_curve"] = line_chart([("error of the rebuild", ks, errs)], "units kept when encoding (k)",
-                                     f"mean squared error ({N_IMAGES} images)", marker=kk, marker_label=f"k = {kk}")
+        out["sp_curve"] = gr.update(visible=True, value=line_chart(
+            [("error of the rebuild", ks, errs)], "units kept when encoding (k)",
+            f"mean squared error ({N_IMAGES} images)", marker=kk, marker_label=f"k = {kk}"))
     return out
 
 
@@ -418,12 +421,13 @@ FORMULAS = {
 def with_baseline(show, baselines: dict):
     """``show(name, plain, *rest)`` as a handler of ``(name, *rest)``: each model is compared with
     its own plain baseline (:func:`plain_baseline`), chosen once when the tab is laid out."""
-    import functools
-
-    @functools.wraps(show)
     def handler(name, *rest):
         plain = baselines.get(name)
         return show(name, plain.name if plain else None, *rest)
+
+    # not functools.wraps: Gradio reads a handler's parameters through __wrapped__, and these are
+    # show's without its plain baseline
+    handler.__name__, handler.__doc__ = show.__name__, show.__doc__
     return handler
 
 
@@ -472,16 +476,18 @@ def render(cards: list[Card]):
                     s_model = gr.Dropdown([(x.short_label, x.name) for x in sparse], value=first.name, label="model",
                                           scale=2, elem_id="reg-sparse-model")
                     s_k = gr.Slider(1, k_max, value=k_start, step=1, label="k-sparse: units kept when encoding (k)",
-                                    scale=3, elem_id="reg-k", visible=bool(ks))
+                                    scale=3, elem_id="reg-k", visible=is_k_sparse(load(first.name)))
                     s_index = gr.Number(0, precision=0, label="test image #", minimum=0, scale=1)
                 c["sp_numbers"] = gr.Markdown()
                 with gr.Row():
                     c["sp_hist"] = gr.HTML(label=f"code activations on {N_IMAGES} test images (orange: active)",
                                            show_label=True, container=True, elem_id="reg-hist")
                     c["sp_strip"] = PixelImage(label="the test image and its rebuild", alt="sparse rebuild", width=300)
-                    c["sp_curve"] = gr.HTML(label="k-sparse: error against k", show_label=True, container=True)
+                    c["sp_curve"] = gr.HTML(label="k-sparse: error against k", show_label=True, container=True,
+                                            visible=is_k_sparse(load(first.name)))
+            c["sp_k"] = s_k
             s_inputs = [s_model, s_k, s_index]
-            s_out = [c["sp_hist"], c["sp_numbers"], c["sp_strip"], c["sp_curve"]]
+            s_out = [c["sp_hist"], c["sp_numbers"], c["sp_strip"], c["sp_curve"], s_k]
             for comp, api in ((s_model, "reg_sparse_model"), (s_k, "reg_k"), (s_index, "reg_sparse_image")):
                 comp.change(keyed(show_sparse, c), s_inputs, s_out, api_name=api, show_progress="hidden",
                             trigger_mode="always_last")
