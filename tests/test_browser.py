@@ -89,6 +89,18 @@ def test_clicking_a_point_picks_it_in_both_panels_and_the_image_row(page, shots)
 HIT_PX = 9  # the page's hit radius (8 px) plus rounding
 
 
+def test_the_arrow_keys_move_the_pick_right_after_a_click(page):
+    """A click on a dot gives the map the keyboard: no extra Tab press before the arrows work."""
+    at = _point(page, 40)
+    page.mouse.click(at["x"], at["y"])
+    page.wait_for_function(f"() => document.querySelector('{MAP}').dataset.pick === '40'"
+                           f" || document.activeElement.classList.contains('lc-over')")
+    before = _pick_shown(page)
+    assert page.evaluate("() => document.activeElement.classList.contains('lc-over')")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(f"() => document.querySelector('{MAP}').dataset.pick !== {before!r}")
+
+
 def test_hovering_a_point_shows_its_image(page):
     at = _point(page, 123)
     page.mouse.move(at["x"] + 30, at["y"] + 30)
@@ -407,3 +419,67 @@ def test_an_explored_colour_model_in_the_browser(browser, explored_url, shots):
     page.get_by_role("tab", name="Draw").click()
     assert page.get_by_text("Drawing is for digit models").is_visible()
     page.close()
+
+
+# --- layout: no label over content, nothing squeezed, at a desktop, a projector and a phone ---------------
+
+OVERLAPS = """() => {
+  const out = [];
+  document.querySelectorAll('label[data-testid="block-label"]').forEach(l => {
+    const r = l.getBoundingClientRect();
+    if (!r.width || !r.height || getComputedStyle(l).visibility === 'hidden') return;
+    const block = l.closest('.block');
+    if (!block) return;
+    block.querySelectorAll('img, canvas, svg, table').forEach(c => {
+      const q = c.getBoundingClientRect();
+      if (!q.width || !q.height || l.contains(c)) return;
+      if (!(q.right <= r.left + 1 || q.left >= r.right - 1 || q.bottom <= r.top + 1 || q.top >= r.bottom - 1))
+        out.push(l.innerText.slice(0, 60) + ' over a ' + c.tagName);
+    });
+  });
+  return out;
+}"""
+
+
+def _open_tab(page, name: str) -> None:
+    button = page.get_by_role("tab", name=name)
+    if button.count() and button.is_visible():
+        button.click()
+    else:
+        page.get_by_label("More tabs").click()
+        page.locator(".overflow-dropdown button", has_text=name).click()
+    page.wait_for_timeout(1500)
+
+
+@pytest.mark.parametrize("size", [(1400, 1000), (1280, 720), (390, 844)])
+def test_no_label_covers_a_picture_a_chart_or_a_table(browser, app_url, size):
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    page.set_default_timeout(TIMEOUT)
+    try:
+        page.goto(app_url)
+        page.wait_for_selector("#map-canvas .lc[data-state=ready]", timeout=120_000)
+        found = {}
+        for name in ("Latent map", "Latent sliders", "β comparison", "Codebook", "Regularisers"):
+            _open_tab(page, name)
+            found[name] = page.evaluate(OVERLAPS)
+        assert not any(found.values()), found
+    finally:
+        page.close()
+
+
+def test_on_a_phone_the_regularisers_pictures_are_shown_at_a_readable_size(browser, app_url):
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.set_default_timeout(TIMEOUT)
+    try:
+        page.goto(app_url)
+        page.wait_for_selector("#map-canvas .lc[data-state=ready]", timeout=120_000)
+        _open_tab(page, "Regularisers")
+        page.wait_for_selector("#reg-hist svg", timeout=60_000)
+        widths = page.evaluate("() => [...document.querySelectorAll('#reg-hist svg[role=img], #reg-jac img')]"
+                               ".map(e => e.getBoundingClientRect().width)")
+        assert widths and min(widths) > 250, widths
+        _open_tab(page, "Latent map")
+        row = page.evaluate("() => [...document.querySelectorAll('#map-recon img')].map(e => e.getBoundingClientRect().width)")
+        assert row and min(row) > 150, row
+    finally:
+        page.close()

@@ -125,3 +125,25 @@ def test_the_replay_shows_the_recorded_counts_of_each_epoch():
     heights = [float(h) for h in re.findall(r'height="([\d.]+)" fill', out["epoch_usage"])]
     assert len(heights) == recs[0]["codes"][0]["used_codes"]
     assert cb.replay_epoch(name, 10**6)["epoch"]["value"] == len(recs)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_atlas_shows_codes_that_draw_something_in_order_of_use(name):
+    """Each code shown changes the background map's picture (recomputed here by decoding the
+    painted map directly); they come in order of use; a map of the background code alone is what
+    the old atlas showed for every code: blank."""
+    m = state.load(name)
+    codes, _ = cb.atlas_codes(name, 0)
+    if not codes:
+        pytest.skip(f"no code of {name} draws anything on its background")
+    c = cb.counts(m, 0)
+    assert list(c[codes]) == sorted(c[codes], reverse=True)
+    background = cb.painted(m, 0, [int(np.argmax(c))])[0]
+    for k in codes[:5]:
+        maps = [np.full(tuple(s), int(np.argmax(cb.counts(m, lv))), np.int64)
+                for lv, s in enumerate(m.info.index_shapes)]
+        h, w = maps[0].shape
+        maps[0][(h - max(1, h // 3)) // 2:(h - max(1, h // 3)) // 2 + max(1, h // 3),
+                (w - max(1, w // 3)) // 2:(w - max(1, w // 3)) // 2 + max(1, w // 3)] = k
+        alone = cb.decode_maps(m, maps)
+        assert float((alone - background).abs().mean()) > 1e-3

@@ -356,6 +356,9 @@ function attachPointer(panel) {
     if (!inside(x, y)) return;
     down = {x, y, i: nearest(panel, x, y), dragging: false};
     if (padHere()) { c.setPointerCapture(e.pointerId); e.preventDefault(); }
+    // preventDefault keeps the page from scrolling under a drag, and the focus from moving: give the
+    // canvas the focus itself, so the arrow keys move the pick right after a click
+    c.focus({preventScroll: true});
   });
   const up = e => {
     if (!down) return;

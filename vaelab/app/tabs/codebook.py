@@ -111,19 +111,69 @@ def stats_markdown(m: Loaded, level: int) -> str:
             f"({m.n_test:,} test images × {shapes[0]}×{shapes[1]} cells).")
 
 
+CARRIES = 0.1  # a code "draws something" when its patch changes the picture by ≥ this share of the largest change
+CANDIDATES = 256  # the most used codes the atlas looks among
+
+
+@torch.no_grad()
+def painted(m: Loaded, level: int, codes) -> torch.Tensor:
+    """Images ``(len(codes), C, H, W)``: a map of the level's most used code (the background, the
+    other levels' too) with each code painted on a patch in the middle, a third of the map across;
+    decoded as one batch."""
+    codes = np.asarray(codes, np.int64).reshape(-1)
+    firsts = [int(np.argmax(counts(m, lv))) for lv in range(m.info.levels)]
+    maps = [np.full((len(codes), *s), firsts[lv], np.int64) for lv, s in enumerate(m.info.index_shapes)]
+    h, w = maps[level].shape[1:]
+    ph, pw = max(1, h // 3), max(1, w // 3)
+    top, left = (h - ph) // 2, (w - pw) // 2
+    maps[level][:, top:top + ph, left:left + pw] = codes[:, None, None]
+    idx = [torch.from_numpy(a) for a in maps]
+    out = []
+    for i in range(0, len(codes), 64):
+        z = m.model.latent_from_indices(idx[0][i:i + 64] if len(idx) == 1 else tuple(t[i:i + 64] for t in idx))
+        out.append(m.model.decode(z).clamp(0, 1))
+    return torch.cat(out)
+
+
+@functools.lru_cache(maxsize=16)
+def atlas_codes(name: str, level: int) -> tuple[list[int], int]:
+    """Up to ``ATLAS`` of the most used codes that draw something on the background (a code
+    painted like the background leaves it as it is: a map filled with it is all black), in order of
+    use, and how many of the most used ones were passed over for changing little."""
+    m = load(name)
+    c = counts(m, level)
+    order = [int(k) for k in np.argsort(-c)[:CANDIDATES] if c[k] > 0]
+    images = painted(m, level, [order[0]] + order)
+    change = (images[1:] - images[:1]).abs().flatten(1).mean(1)  # against the background alone
+    floor = max(CARRIES * float(change.max()), 1e-3)
+    chosen = [k for k, d in zip(order, change.tolist()) if d >= floor][:ATLAS]
+    passed = sum(1 for k, d in zip(order, change.tolist()) if d < floor and c[k] >= c[chosen[-1]]) if chosen else 0
+    return chosen, passed
+
+
 @functools.lru_cache(maxsize=16)
 def atlas(name: str, level: int) -> np.ndarray:
-    """The ``ATLAS`` most used codes, each decoded as a map filled with it (other levels: their
-    most used code)."""
+    """The most used codes that draw something, each painted on a patch in the middle of a map
+    of the background code (see :func:`atlas_codes`)."""
     m = load(name)
-    firsts = [int(np.argmax(counts(m, lv))) for lv in range(m.info.levels)]
-    order = np.argsort(-counts(m, level))[:ATLAS]
-    ims = []
-    for k in order:
-        maps = [np.full(tuple(s), k if lv == level else firsts[lv], np.int64)
-                for lv, s in enumerate(m.info.index_shapes)]
-        ims.append(decode_maps(m, maps))
-    return viz.grid_image(ims, cols=8, pixels=8 * 29 * 2, pad=1)
+    codes, _ = atlas_codes(name, level)
+    if not codes:
+        return viz.placeholder_image("No code changes this model's background", 120, width=480)
+    return viz.grid_image(list(painted(m, level, codes)), cols=8, pixels=8 * 29 * 2, pad=1)
+
+
+def atlas_note(name: str, level: int) -> str:
+    m = load(name)
+    codes, passed = atlas_codes(name, level)
+    h, w = m.info.index_shapes[level]
+    if not codes:
+        return (f"None of this level's codes, painted on the middle {max(1, h // 3)}×{max(1, w // 3)} cells of a map "
+                "of the most used code, changes the picture: over a blank map of the other level, it draws nothing "
+                "on its own.")
+    return (f"The {len(codes)} most used codes that draw something, each painted on the middle "
+            f"{max(1, h // 3)}×{max(1, w // 3)} cells of a map of the most used code (the background), in order of "
+            f"use; {passed} codes used as often were left out: painted there, they barely change the background "
+            "(a map filled with one of them alone is blank).")
 
 
 @functools.lru_cache(maxsize=16)
@@ -363,7 +413,7 @@ def select_model(name: str, level, index, names: list[str]) -> dict:
     proj, how = projection(name, lv)
     return {"level": gr.update(choices=level_names(m), value=level_names(m)[lv], visible=m.info.levels > 1),
             "usage": usage_svg(counts(m, lv), f"{name}, {level_names(m)[lv]}: use of each code on the test set"),
-            "stats": stats_markdown(m, lv), "atlas": atlas(name, lv),
+            "stats": stats_markdown(m, lv), "atlas": atlas(name, lv), "atlas_note": atlas_note(name, lv),
             "projection": gr.update(value=proj, visible=proj is not None), "projection_note": how,
             "replay": replay_svg(list(names)), **replay_epoch(name, None),
             **show_image(name, level_names(m)[lv], index)}
@@ -412,8 +462,10 @@ def render(cards: list[Card], mine=None):
                                  css_template=asset("code_editor.css"), server_functions=[bounded(edit_cell)],
                                  apply_default_css=False, elem_id="cb-cells", scale=4)
         with gr.Row():
-            c["atlas"] = PixelImage(label=f"atlas: the {ATLAS} most used codes, each decoded as a map filled with it",
-                                    alt="code atlas", scale=1)
+            with gr.Column(scale=1):
+                c["atlas"] = PixelImage(label=f"atlas: the most used codes that draw something ({ATLAS} at most)",
+                                        alt="code atlas")
+                c["atlas_note"] = gr.Markdown(elem_classes=["vl-small"])
             with gr.Column(scale=1):
                 c["projection"] = PixelImage(label="code vectors and encoder outputs, first two principal components",
                                              alt="projection of codes and encoder outputs", width=320)
@@ -426,7 +478,7 @@ def render(cards: list[Card], mine=None):
         c["samples_note"] = gr.Markdown(elem_classes=["vl-small"])
 
     inputs = [model, c["level"], index, state_names]
-    outputs = [c[k] for k in ("level", "usage", "stats", "atlas", "projection", "projection_note", "replay",
+    outputs = [c[k] for k in ("level", "usage", "stats", "atlas", "atlas_note", "projection", "projection_note", "replay",
                               "epoch", "epoch_usage", "cells", "original")]
     model.change(keyed(select_model, c), inputs, outputs, api_name="codebook_model", trigger_mode="always_last")
     c["level"].input(keyed(select_model, c), inputs, outputs, api_name="codebook_level")
