@@ -76,7 +76,9 @@ def test_jobs_wait_their_turn_and_the_wait_is_shown(tmp_path):
     second = queue.submit(TINY_VAE, tmp_path / "b")
     assert first.status == RUNNING and second.status == QUEUED
     assert queue.position(second) == 1 and queue.position(first) == 0
-    assert 0 < queue.wait_estimate(second) <= first.spec.time_limit
+    from vaelab.jobs import SCORING
+
+    assert 0 < queue.wait_estimate(second) <= first.spec.time_limit + SCORING["seconds"]
     first.stop()
     wait(second)
     assert second.status == FINISHED and second.started >= first.ended
@@ -115,3 +117,24 @@ def test_the_worker_runs_below_the_servers_priority(tmp_path):
     job.stop()
     wait(job)
     assert worker == min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICE)
+
+
+def test_the_time_left_counts_this_runs_pace_and_the_scoring_after_it(tmp_path):
+    """After a resume the pace comes from the resumed run's own steps (its clock restarted); a job
+    being scored still holds its slot for about as long as the last scoring took."""
+    from vaelab.jobs import RUNNING, SCORING, Job, JobSpec
+
+    job = Job(JobSpec("vae", "digits", {}, {"epochs": 10}), tmp_path)
+    job.status = RUNNING
+    job._receive("start", {"epochs": 10})
+    for b in range(1, 11):  # the first run: epoch 1, 1 s a step
+        job._receive("step", {"epoch": 1, "batch": b, "batches": 10, "seconds": float(b)})
+    job._receive("start", {"epochs": 10})  # resumed at epoch 2: its clock starts again
+    for b in range(1, 6):  # 0.2 s a step now
+        job._receive("step", {"epoch": 2, "batch": b, "batches": 10, "seconds": 0.2 * b})
+    left_steps = 10 * 10 - (10 + 5)
+    assert job.eta() == pytest.approx(left_steps * 0.2, rel=1e-6)
+    SCORING["seconds"] = 12.0
+    assert job.time_left() == pytest.approx(left_steps * 0.2 + 12.0, rel=1e-6)
+    job._receive("evaluating", {})
+    assert 1.0 <= job.time_left() <= 12.0

@@ -61,6 +61,9 @@ class JobSpec:
         return int(self.train.get("epochs", 10))
 
 
+SCORING = {"seconds": 20.0}  # how long the last job's scoring took (a first guess until one is measured)
+
+
 # --- the worker (runs in its own process) ------------------------------------------------------
 
 def _grey_uint8(x) -> np.ndarray:
@@ -265,20 +268,33 @@ class Job:
         with self.lock:
             if self.status != RUNNING or not self.steps or not self.start:
                 return None
-            last = self.steps[-1]
+            run = self.steps[getattr(self, "run_from", 0):] or self.steps[-1:]
+            first, last = run[0], run[-1]
             total = self.start["epochs"] * last["batches"]
             done_steps = (last["epoch"] - 1) * last["batches"] + last["batch"]
             if done_steps <= 0 or last["seconds"] <= 0:
                 return None
-            done_now = done_steps - (self.steps[0]["epoch"] - 1) * last["batches"] - self.steps[0]["batch"] + 1
+            # this run's steps only: after a resume the earlier run's steps and clock do not count
+            done_now = done_steps - (first["epoch"] - 1) * last["batches"] - first["batch"] + 1
             pace = last["seconds"] / max(1, done_now)
             left = max(0.0, (total - done_steps) * pace)
             return min(left, max(0.0, self.spec.time_limit - last["seconds"]))
+
+    def time_left(self) -> float:
+        """Seconds until this running job frees its slot: its training left (or its whole time
+        limit before it has a pace), then its scoring on the test images (as long as the last
+        job's took; while it is being scored, what is left of that)."""
+        scoring = SCORING["seconds"] if self.spec.evaluate else 0.0
+        if self.evaluation == "running":
+            return max(1.0, scoring - (time.monotonic() - getattr(self, "evaluation_began", time.monotonic())))
+        eta = self.eta()
+        return (eta if eta is not None else self.spec.time_limit) + scoring
 
     def _receive(self, kind: str, body: dict) -> None:
         with self.lock:
             if kind == "start":
                 self.start = body
+                self.run_from = len(self.steps)  # a resumed run's pace is measured from its own steps
             elif kind == "step":
                 self.steps.append(body)
             elif kind == "epoch":
@@ -296,8 +312,11 @@ class Job:
                     self.message = f"Finished: {body['epochs']} epochs."
             elif kind == "evaluating":
                 self.evaluation = "running"
+                self.evaluation_began = time.monotonic()
             elif kind == "evaluated":
                 self.evaluation = "done" if body["ok"] else body["message"]
+                if body.get("seconds"):
+                    SCORING["seconds"] = float(body["seconds"])
             elif kind == "error":
                 self.status, self.message = FAILED, body["message"]
             self.version += 1
@@ -340,7 +359,7 @@ class JobQueue:
                     ahead.append(j)
         if job.status != QUEUED:
             return 0.0
-        lefts = sorted((j.eta() if j.eta() is not None else j.spec.time_limit) for j in running)
+        lefts = sorted(j.time_left() for j in running)
         # slots free up as the running jobs end; queued jobs ahead take the next free slot
         slots = (lefts + [0.0] * self.max_running)[:self.max_running]
         for j in ahead:

@@ -43,6 +43,8 @@ def test_each_variant_shows_the_knobs_its_config_has_at_its_defaults():
             update = shown[knob.field]
             if knob.train:
                 assert update["visible"]
+            elif update["visible"] and knob.field == "latent_dim" and not {"k", "sparsity_weight"} & set(config):
+                assert update["value"] == tr.TAB_LATENT == 2, entry.name  # the 2-D demo a class expects
             elif update["visible"]:
                 assert knob.field in config and update["value"] == config[knob.field], (entry.name, knob.field)
             elif knob.field in config and knob.field != "latent_dim":

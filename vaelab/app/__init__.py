@@ -63,7 +63,7 @@ def launch_options() -> dict:
     # show_error: a refused input (a value of the wrong type, a choice not offered) reaches the
     # visitor as its message rather than as "an exception was raised"
     # app_kwargs: every request's body is capped before it is read (vaelab.app.serving.BodyLimits)
-    return {"css": PAGE_CSS, "run_history": False, "max_file_size": MAX_ZIP_BYTES, "show_error": True,
+    return {"css": PAGE_CSS + latent_map.VIEWS_CSS, "run_history": False, "max_file_size": MAX_ZIP_BYTES, "show_error": True,
             "app_kwargs": {"middleware": [body_limits(MAX_ZIP_BYTES)]}}
 
 

@@ -33,7 +33,7 @@ const legend = root.querySelector(".lc-legend");
 
 const cache = new Map();   // "model|view" -> Promise of decoded points
 const thumbs = new Map();  // "model|index" -> {src, how}
-let v = {}, data = null, panels = [], hover = null, padZ = null, drawCount = 0, shownKey = null;
+let v = {}, data = null, panels = [], hover = null, padZ = null, padPick = null, drawCount = 0, shownKey = null;
 
 function parse(s) { try { return JSON.parse(s || "{}") || {}; } catch (e) { return {}; } }
 function b64(s, Type) {
@@ -188,6 +188,13 @@ function star(ctx, x, y, r) {
   ctx.closePath(); ctx.fill(); ctx.stroke();
 }
 
+// The star shrinks inside a posterior narrower than itself, so the ±2σ ellipse around it shows.
+function starRadius(s, g) {
+  if (!g || !g.sigma) return 9;
+  const r = Math.min(2 * g.sigma[0] * s.kx, 2 * g.sigma[1] * s.ky);
+  return Math.max(3, Math.min(9, r - 2));
+}
+
 function ellipse(ctx, s, g, colour) {
   if (!g || !g.mu || !g.sigma) return;
   ctx.save(); ctx.strokeStyle = colour; ctx.lineWidth = 2; ctx.setLineDash([5, 3]);
@@ -221,7 +228,7 @@ function drawOverlay() {
     }
     if (Number.isInteger(v.pick) && v.pick >= 0 && v.pick < panel.px.length) {
       ctx.fillStyle = "#ffd400"; ctx.strokeStyle = "#202124"; ctx.lineWidth = 1.5;
-      star(ctx, panel.px[v.pick], panel.py[v.pick], 9);
+      star(ctx, panel.px[v.pick], panel.py[v.pick], q.latent ? starRadius(s, v.ellipse) : 9);
     }
     if (q.latent) ellipse(ctx, s, v.ellipse, "#202124");  // on top: a narrow posterior hides under the star
     ctx.restore();
@@ -238,7 +245,8 @@ function drawLegend() {
     `<span><i style="background:${COLOURS[d]}"></i>${escapeHtml(name)}</span>`).join("") : "";
   const extra = [];
   if (v.pickable !== false) extra.push(`<span><b class="lc-star">★</b>picked image</span>`);
-  if (v.ellipse) extra.push(`<span><b class="lc-ell"></b>its posterior, ±2σ</span>`);
+  if (v.ellipse && v.ellipse.sigma) extra.push(`<span><b class="lc-ell"></b>its posterior, ±2σ ` +
+    `(σ = ${v.ellipse.sigma.map(t => t.toPrecision(2)).join(", ")})</span>`);
   if (v.drawing) extra.push(`<span><b class="lc-star lc-red">★</b>your drawing (±2σ)</span>`);
   legend.innerHTML = chips + extra.join("");
   const words = [];
@@ -307,9 +315,17 @@ function setHover(panel, i, x, y) {
   showThumb(i);
 }
 
+function padFollowsPick() {  // the decoder at z shows the picked image's own z after each pick
+  if (!data || !data.pad || v.pad === false || !data.panels[0].latent || !Number.isInteger(v.pick)) return;
+  if (v.pick === padPick) return;
+  padPick = v.pick;
+  decodeAt([data.panels[0].xs[v.pick], data.panels[0].ys[v.pick]]);
+}
+
 function pick(i) {
   v.pick = i; v.label = data.labels[i]; v.ellipse = null;
   drawOverlay();
+  padFollowsPick();
   props.value = JSON.stringify(v);
   trigger("input");
 }
@@ -393,19 +409,17 @@ async function onValue() {
   const key = next.model + "|" + next.view;
   const same = data && data.key === key && shownKey === key + "|" + next.panels;
   v = next;
-  if (same) { drawLegend(); drawOverlay(); return; }
+  if (same) { drawLegend(); drawOverlay(); padFollowsPick(); return; }
   root.dataset.state = "loading";
   let d;
   try { d = await points(next.model, next.view); }
   catch (e) { root.dataset.state = "error"; help.textContent = "The map's points could not be loaded: " + (e && e.message || e); return; }
   if (parse(props.value).model !== next.model) return;  // a newer switch is on its way
-  if (!data || data.key !== d.key) { hover = null; tip.hidden = true; padZ = null; }
+  if (!data || data.key !== d.key) { hover = null; tip.hidden = true; padZ = null; padPick = null; }
   data = d; shownKey = key + "|" + next.panels;
   root.dataset.state = "ready"; root.dataset.key = key;
   redrawAll();
-  if (data.pad && v.pad !== false && !padZ && Number.isInteger(v.pick) && data.panels[0].latent) {
-    decodeAt([data.panels[0].xs[v.pick], data.panels[0].ys[v.pick]]);
-  }
+  padFollowsPick();
 }
 
 // Where test point i is drawn in panel k, in page coordinates (null before the points are drawn):

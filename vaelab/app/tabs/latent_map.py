@@ -63,11 +63,29 @@ def projection_for(m: Loaded, projection: str | None) -> str:
     return PROJ_OF[canvas.resolve_view(m, VIEW_OF.get(projection))]
 
 
+UNAVAILABLE = {PROJ_LATENT: "vl-no-latent", PROJ_PCA: "vl-no-pca", PROJ_UMAP: "vl-no-umap"}
+# a view that does not apply to the chosen model is greyed out and cannot be clicked (the radio keeps
+# all three choices: a request still carrying the previous model's view must pass Gradio's check)
+VIEWS_CSS = "\n".join(
+    f'.{cls} label:has(input[value="{view}"]) {{ opacity: 0.4; pointer-events: none; text-decoration: line-through; }}'
+    for view, cls in UNAVAILABLE.items())
+
+
+def unavailable_classes(options: list[str]) -> list[str]:
+    return [cls for view, cls in UNAVAILABLE.items() if view not in options]
+
+
 def views_note(m: Loaded, options: list[str]) -> str:
-    """Which 2-D views apply to this model (the radio lists all three)."""
+    """Which 2-D views apply to this model, and why the others do not."""
     if options == [PROJ_LATENT]:
-        return f"{m.card.display} has a 2-D latent: the map is the latent itself."
-    return f"{m.card.display}: {latent_words(m)[0]}; choose " + " or ".join(options) + "."
+        return f"{m.card.display} has a 2-D latent: the map is the latent itself (PCA or UMAP would only turn it)."
+    why = [f"not {PROJ_LATENT}: the latent has {m.card.latent_dim:,} numbers" if m.info.latent == "continuous"
+           else f"not {PROJ_LATENT}: the latent is a map of codes"]
+    if PROJ_UMAP not in options:
+        dims = m.metrics.get("settings", {}).get("umap_latent_max_dims")
+        why.append(f"no {PROJ_UMAP}: evaluation maps a latent with UMAP only up to {dims} numbers" if dims
+                   else f"no {PROJ_UMAP}: evaluation did not compute one for this model")
+    return (f"{m.card.display}: {latent_words(m)[0]}; choose " + " or ".join(options) + " (" + "; ".join(why) + ").")
 
 
 @torch.no_grad()
@@ -178,14 +196,45 @@ def about_model(m: Loaded) -> str:
     return f"**{m.card.display}** — {m.card.description}.{purpose} {views[0].upper() + views[1:]}"
 
 
+_PCA_TEST: dict = {}
+
+
+def pca_test_mse(dataset_name: str, d: int) -> float | None:
+    """PCA's squared error per pixel over the whole test set with ``d`` components (fitted on the
+    training images, as every PCA here is), or ``None`` without the dataset."""
+    from vaelab.app.state import dataset
+
+    key = (dataset_name, int(d))
+    if key not in _PCA_TEST:
+        data, pca = dataset(dataset_name), pca_for(dataset_name, d)
+        if data is None or pca is None:
+            return None
+        flat = data.test_x.flatten(1).numpy()
+        rec = np.clip(pca.inverse_transform(pca.transform(flat)), 0, 1)
+        _PCA_TEST[key] = float(((rec - flat) ** 2).mean())
+    return _PCA_TEST[key]
+
+
 def live_numbers(m: Loaded) -> str:
-    """The model's test-set numbers, kept under the map."""
+    """The model's test-set numbers, kept under the map: its reconstruction error beside PCA's with
+    the components the caption compares with (:func:`pca_size`)."""
     emb, rec = m.metrics.get("embedding", {}), m.metrics.get("reconstruction", {})
     pca_d, _ = pca_size(m)
     k = emb.get("knn_k", 5)
-    return (f"**{m.card.display}, test set:** reconstruction error (MSE per pixel) {fmt(rec.get('mse'), 4)} vs "
-            f"PCA-{rec.get('pca_dims', pca_d)} {fmt(rec.get('pca_mse'), 4)} (ratio {fmt(rec.get('mse_ratio_to_pca'), 2)}) · "
-            f"{k}-NN accuracy in the full latent {fmt(emb.get('knn_latent_full'))}")
+    mse, pca_mse = rec.get("mse"), rec.get("pca_mse") if rec.get("pca_dims") == pca_d else None
+    pixels = int(np.prod(m.card.image_shape))
+    if pca_mse is None and pca_d < pixels:
+        pca_mse = pca_test_mse(m.card.dataset, pca_d)
+    ratio = mse / pca_mse if isinstance(mse, (int, float)) and pca_mse else None
+    if pca_d >= pixels:
+        pca_text = f"PCA with {pca_d} components would copy the {pixels} pixels exactly (no comparison)"
+    elif pca_mse is None:
+        pca_text = f"PCA-{pca_d} needs the {m.card.dataset.upper()} images, which are not on this server"
+    else:
+        pca_text = f"PCA-{pca_d} {fmt(pca_mse, 4)} (ratio {fmt(ratio, 2)})"
+    return (f"**{m.card.display}, test set:** reconstruction error (MSE per pixel) {fmt(mse, 4)} vs {pca_text} · "
+            f"{k}-NN accuracy in the full latent {fmt(emb.get('knn_latent_full'))} (the share of test images whose "
+            f"{m.noun} their {k} nearest training images' majority vote gets right)")
 
 
 def latent_map_markdown(m: Loaded) -> str:
@@ -240,7 +289,7 @@ def show_map(name: str, projection: str | None, index) -> dict:
     # (a switch can send two) must pass Gradio's check of the value against the choices; the
     # view that applies is chosen here and sent back
     return {"map": map_value(m, projection, i),
-            "projection": gr.update(value=projection, interactive=len(options) > 1),
+            "projection": gr.update(value=projection, interactive=True, elem_classes=unavailable_classes(options)),
             "index": gr.update(maximum=m.n_test - 1, value=i),
             "about": about_model(m), "numbers": live_numbers(m)}
 

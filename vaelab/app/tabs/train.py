@@ -61,10 +61,15 @@ def env_number(name: str, default: float) -> float:
     return v if math.isfinite(v) and v > 0 else default
 
 
-MAX_RUNNING = int(env_number("VAELAB_TRAINING_JOBS", 1))
-MAX_WAITING = 8  # jobs waiting at once, all sessions together
+# VAELAB_CLASSROOM=1: a class of thirty pressing Train at once. Short jobs (two minutes each, enough for
+# the 8×8 digits, which train in seconds), as many at once as the server has cores, and room for the
+# whole class to wait; each visitor still has one job at a time. VAELAB_TRAINING_JOBS and
+# VAELAB_TRAINING_MINUTES override either setting.
+CLASSROOM = os.environ.get("VAELAB_CLASSROOM", "").lower() in ("1", "true", "yes")
+MAX_RUNNING = int(env_number("VAELAB_TRAINING_JOBS", max(2, os.cpu_count() or 2) if CLASSROOM else 1))
+MAX_WAITING = 40 if CLASSROOM else 8  # jobs waiting at once, all sessions together
 KEEP_RUNS = 6 * 3600  # seconds a job's folder is kept (a model still in a session's pickers is kept longer)
-TIME_LIMIT = env_number("VAELAB_TRAINING_MINUTES", 10) * 60
+TIME_LIMIT = env_number("VAELAB_TRAINING_MINUTES", 2 if CLASSROOM else 10) * 60
 # a job's model, counted before anything is built (the largest the knobs allow, a Gumbel VAE with
 # 64 variables of 1,024 categories, has 35 million: 140 MB here and about four times that in training)
 MAX_PARAMETERS = 10_000_000
@@ -89,7 +94,8 @@ class Knob:
 
 
 KNOBS = (
-    Knob("latent_dim", "latent size", "int", 1, 256, info="numbers per image in the code"),
+    Knob("latent_dim", "latent size", "int", 1, 256, info="numbers per image in the code: 2 gives a map you can "
+                                                          "see; more give sharper rebuilds"),
     Knob("num_variables", "categorical variables", "int", 1, 64, info="one-of-K choices per image"),
     Knob("codebook_size", "codebook size K", "int", 2, 1024, info="how many code vectors"),
     Knob("restart", "restart dead codes", "bool", info="re-seed unused code vectors from the encoder's outputs"),
@@ -117,6 +123,7 @@ TRAIN_DEFAULTS = {"epochs": 10, "batch_size": 128, "lr": 1e-3}
 # digits-vae-2d's 24.3 after 300 epochs of the defaults).
 DATASET_TRAIN = {"digits": {"epochs": 60, "batch_size": 32, "lr": 3e-3}}
 DIGITS_HIDDEN = (128, 64)
+TAB_LATENT = 2  # the latent size the tab starts at (a map you can look at; raise it for sharper rebuilds)
 
 
 def variants() -> list:
@@ -135,6 +142,8 @@ def defaults(variant: str, dataset: str = "mnist") -> dict:
 
     entry = get_entry(variant)
     out = {f.name: f.default for f in dataclasses.fields(entry.config_cls) if f.default is not dataclasses.MISSING}
+    if out.get("latent_dim") and not out.get("codebook_size") and not {"k", "sparsity_weight"} & set(out):
+        out["latent_dim"] = TAB_LATENT  # the demo a class expects: a 2-D latent it can see as a map
     return {**out, **TRAIN_DEFAULTS, **DATASET_TRAIN.get(dataset, {})}
 
 
@@ -277,8 +286,12 @@ def status_line(job: Job) -> str:
         total_epochs = job.start.get("epochs") or job.spec.epochs
     if status == QUEUED:
         pos = QUEUE.position(job)
-        return (f"**Waiting for its turn**: {pos} job{'s' if pos != 1 else ''} ahead; it starts within about "
-                f"{_minutes(QUEUE.wait_estimate(job))} (training runs one job at a time on this server).")
+        wait = QUEUE.wait_estimate(job)
+        scoring = any(j.evaluation == "running" for j in QUEUE.running())
+        when = ("in a few seconds, once the job ahead has been scored" if wait < 5 and scoring else
+                "in a few seconds" if wait < 5 else f"within about {_minutes(wait)}")
+        return (f"**Waiting for its turn**: {pos} job{'s' if pos != 1 else ''} ahead; it starts {when} "
+                f"(this server trains {QUEUE.max_running} job{'s' if QUEUE.max_running != 1 else ''} at a time).")
     if status == RUNNING:
         if not steps:
             return "**Starting** the training process and loading the data…"
