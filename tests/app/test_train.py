@@ -96,7 +96,8 @@ def test_a_run_streams_its_charts_and_pictures_and_downloads_as_a_loadable_check
     assert len(job.epochs) == 4
     assert last["losses"].startswith("<svg") and "recon" in last["losses"] and "beta" not in last["losses"]
     assert last["per_epoch"].startswith("<svg") and "validation" in last["per_epoch"]
-    assert last["rebuilt"].ndim == 2 and last["map"].shape[2] == 3
+    assert last["rebuilt"]["value"].ndim == 2 and last["map"]["value"].shape[2] == 3
+    assert last["rebuilt"]["label"].endswith("after epoch 4 (the last)")
     assert last["scrub"]["visible"] and last["scrub"]["maximum"] == 4
     path = last["download"]["value"]
     with zipfile.ZipFile(path) as z:
@@ -114,9 +115,10 @@ def test_replay_shows_each_epochs_map_and_only_the_owner_can_act_on_a_job():
     last = run_to_end(tr.start_training(session("bob"), [], "ae", "digits", *values("ae", latent_dim=2, epochs=3)))[-1]
     first = tr.scrub(last["job"], 1, session("bob"))
     third = tr.scrub(last["job"], 3, session("bob"))
-    assert not np.array_equal(first["map"], third["map"]) and "epoch 1" in first["per_epoch"]
+    assert not np.array_equal(first["map"]["value"], third["map"]["value"]) and "epoch 1" in first["per_epoch"]
+    assert "after epoch 1" in first["map"]["label"] and "after epoch 1" in first["rebuilt"]["label"]  # the replay says when
     job = tr.JOBS[last["job"]]
-    assert np.array_equal(third["map"], tr.pictures(job)[1])  # the last epoch is what the run ended on
+    assert np.array_equal(third["map"]["value"], tr.pictures(job)[1])  # the last epoch is what the run ended on
     with pytest.raises(gr.Error, match="no training job of yours"):
         tr.scrub(last["job"], 1, session("mallory"))
     with pytest.raises(gr.Error, match="no training job of yours"):
@@ -254,3 +256,14 @@ def test_the_step_line_is_a_true_equation_with_the_rest_apart(variant):
         assert not any(re.search(rf"\b{k} ", also) for k, _, _ in equation)
     if "neg_elbo" in terms and equation:
         assert "neg_elbo" not in line.split(" = ", 1)[1].split(" (per image")[0] or terms.get("beta", 1) == 1
+
+
+def test_a_status_line_names_no_server_folder_and_says_each_thing_once():
+    from vaelab.app.tabs import train as tr
+
+    long = ("early stopping after epoch 5: no better validation loss for 5 epochs (best: epoch 3, 24.1000). "
+            "The last good checkpoint is kept in /tmp/vaelab-runs/3f9a/run-1: it holds epoch 5.")
+    text = tr.visitor_words(long)
+    assert "/tmp" not in text and "3f9a" not in text and text.startswith("Early stopping after epoch 5")
+    assert tr.visitor_words("Finished: 10 epochs.") == "10 epochs."
+    assert "stopped" not in tr.visitor_words("stopped (time limit) at step 300, after epoch 3.").lower()

@@ -219,9 +219,15 @@ def projection(name: str, level: int) -> tuple[np.ndarray | None, str]:
         r = 1.5 + 5 * np.sqrt(n / top)
         d.ellipse((x0 - r, y0 - r, x0 + r, y0 + r), fill=(78, 121, 167) if n else (180, 60, 60))
     d.rectangle((0, 0, size - 1, size - 1), outline=(150, 150, 150))
-    how = ("Blue: code vectors (area ∝ use); red: dead codes"
-           + ("; grey: the encoder's outputs for 200 test images, before snapping to the nearest code."
-              if pz is not None else "; the encoder's outputs need the test images, which are not on this server."))
+    if pz is not None:
+        outputs = "; grey: the encoder's outputs for 200 test images, before snapping to the nearest code."
+    elif all(v is not None for v in x):  # the images are here: the bottleneck has no encoder vectors
+        outputs = ("; no encoder outputs to show beside them: a Gumbel bottleneck does not snap an encoder vector to "
+                   "the nearest code, it draws each cell's code from the encoder's probabilities and passes the "
+                   "decoder that code's vector (a mix of them, in training).")
+    else:
+        outputs = "; the encoder's outputs need the test images, which are not on this server."
+    how = "Blue: code vectors (area ∝ use); red: dead codes" + outputs
     return np.asarray(img), how
 
 

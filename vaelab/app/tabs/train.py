@@ -280,6 +280,19 @@ def _minutes(seconds: float) -> str:
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
+def visitor_words(message: str) -> str:
+    """A training message as a visitor reads it: without the sentences naming the server's folders
+    (the status line says itself which epoch is kept), and without words the status already says."""
+    import re
+
+    sentences = re.split(r"(?<=[.!?])\s+", (message or "").strip())
+    keep = [t for t in sentences if t and not re.search(r"(^|\s)/\S|kept in|checkpoint is kept|No checkpoint had", t)]
+    text = " ".join(keep)
+    text = re.sub(r"^stopped \(([^)]*)\)", r"\1:", text, flags=re.I)  # "stopped (time limit) at" -> "time limit: at"
+    text = re.sub(r"^(Finished|Stopped|Failed)[:.]\s*", "", text)  # the bold status says it already
+    return text[:1].upper() + text[1:] if text else ""
+
+
 def status_line(job: Job) -> str:
     with job.lock:
         status, steps, epochs, message = job.status, list(job.steps[-1:]), len(job.epochs), job.message
@@ -301,7 +314,7 @@ def status_line(job: Job) -> str:
         return (f"**Training** epoch {s['epoch']} of {total_epochs}, step {s['batch']}/{s['batches']}; "
                 f"{epochs} epoch{'s' if epochs != 1 else ''} done, {_minutes(s['seconds'])} so far{left}.")
     kept = f" The model is saved after epoch {job.saved_epoch}." if job.saved_epoch else " No epoch finished, so nothing was saved."
-    line = f"**{status.capitalize()}.** {message}{kept if status != 'finished' else ''}"
+    line = f"**{status.capitalize()}.** {visitor_words(message)}{kept if status != 'finished' else ''}"
     if not job.done and job.saved_epoch:
         line += " Scoring it on the test images so the other tabs can show it…"
     return line
@@ -455,7 +468,9 @@ def view(job: Job) -> dict:
     with job.lock:
         done, epochs, saved = job.done, len(job.epochs), job.saved_epoch
     return {"status": status_line(job), "numbers": live_numbers(job), "losses": loss_chart(job),
-            "per_epoch": epoch_chart(job), "rebuilt": rebuilt, "map": latent,
+            "per_epoch": epoch_chart(job),
+            "rebuilt": gr.update(value=rebuilt, label=rebuilt_label(epochs or None)),
+            "map": gr.update(value=latent, label=map_label(epochs or None)),
             "codes": gr.update(value=codes_chart(job), visible=bool(job.epochs and "codes" in job.epochs[-1]["record"])),
             "train": gr.update(interactive=done), "stop": gr.update(interactive=not done),
             "resume": gr.update(interactive=bool(done and saved and job.status != "finished")),
@@ -611,7 +626,20 @@ def scrub(job_id: str, epoch, request: gr.Request = None) -> dict:
     except (TypeError, ValueError, OverflowError):
         raise gr.Error("Choose an epoch with the slider.")
     rebuilt, latent = pictures(job, e)
-    return {"rebuilt": rebuilt, "map": latent, "per_epoch": epoch_chart(job, mark=e)}
+    with job.lock:
+        shown = max(1, min(len(job.epochs), e))
+    return {"rebuilt": gr.update(value=rebuilt, label=rebuilt_label(shown, False)),
+            "map": gr.update(value=latent, label=map_label(shown, False)), "per_epoch": epoch_chart(job, mark=e)}
+
+
+def rebuilt_label(epoch: int | None, last: bool = True) -> str:
+    when = "after the last epoch" if epoch is None else f"after epoch {epoch}" + (" (the last)" if last else "")
+    return f"test images (top) and their rebuilds {when}"
+
+
+def map_label(epoch: int | None, last: bool = True) -> str:
+    when = "after the last epoch" if epoch is None else f"after epoch {epoch}" + (" (the last)" if last else "")
+    return f"the latent map {when} (PCA beyond 2 numbers)"
 
 
 # --- layout and wiring -------------------------------------------------------------------------
@@ -662,11 +690,11 @@ def render(mine: gr.State):
                     c["per_epoch"] = gr.HTML(label="loss per epoch (validation: images held out of training)",
                                              show_label=True, container=True, elem_id="train-epochs", min_width=280)
                 with gr.Row():
-                    c["rebuilt"] = PixelImage(label="test images (top) and their rebuilds after the last epoch",
+                    c["rebuilt"] = PixelImage(label=rebuilt_label(None),
                                               alt="test images and their rebuilds",
                                               empty="They appear when training starts.", elem_id="train-rebuilt",
                                               min_width=280)
-                    c["map"] = PixelImage(label="the latent map after the last epoch (PCA beyond 2 numbers)",
+                    c["map"] = PixelImage(label=map_label(None),
                                           alt="latent map", width=280, empty="It appears after the first epoch.",
                                           elem_id="train-map", min_width=280)
                 c["codes"] = gr.HTML(label="codes in use after each epoch (of the held-out images' code maps)",
