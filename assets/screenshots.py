@@ -128,12 +128,31 @@ def shoot_explored(page, out: Path, w: int, h: int) -> list[Path]:
     return files
 
 
+def wait_for(url: str, seconds: float) -> None:
+    """Return once ``url`` answers, or exit with a message after ``seconds``."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=5).read(1)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{url} did not answer within {seconds:.0f} s: is the app running?")
+            time.sleep(1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:7860/")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "screenshots"))
     parser.add_argument("--explored", action="store_true", help="the app opened by vaelab.explore")
+    parser.add_argument("--wait", type=float, default=180,
+                        help="seconds to wait for the server to answer (it may still be starting)")
     args = parser.parse_args()
+    wait_for(args.url, args.wait)
     from playwright.sync_api import sync_playwright
 
     out = Path(args.out)

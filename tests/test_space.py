@@ -96,3 +96,41 @@ def test_a_bad_space_name_is_refused():
     done = subprocess.run([sys.executable, "-m", "vaelab", "space", "no-owner", "--dry-run"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "OWNER/NAME" in done.stderr
+
+
+def test_your_own_explored_model_ships_to_a_space_and_builds_from_its_folder_alone(tmp_path):
+    """The README's recipe: an app.py that explores your model (a diffusers VAE saved beside it)
+    over your images, assembled with ``--app`` and ``--include``, builds its app in the Space's
+    folder alone, with the page's style kept."""
+    pytest.importorskip("diffusers", reason="diffusers is not installed (pip install -r requirements-dev.txt)")
+    import numpy as np
+    from PIL import Image
+
+    project = tmp_path / "my-project"
+    (project / "photos" / "all").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for k in range(12):
+        Image.fromarray((rng.random((20, 20, 3)) * 255).astype(np.uint8)).save(project / "photos" / "all" / f"{k}.png")
+    subprocess.run([sys.executable, "-c", "from diffusers import AutoencoderKL; AutoencoderKL(block_out_channels=(8, 16), "
+                    "down_block_types=('DownEncoderBlock2D',) * 2, up_block_types=('UpDecoderBlock2D',) * 2, "
+                    "latent_channels=4, norm_num_groups=4, sample_size=16).save_pretrained('my-vae')"],
+                   cwd=project, check=True, timeout=300)
+    (project / "app.py").write_text(
+        "import vaelab\n"
+        "from vaelab.external import load_model\n\n"
+        "demo = vaelab.explore(load_model('diffusers:my-vae'), 'photos', launch=False, progress=False)\n\n"
+        "if __name__ == '__main__':\n"
+        "    demo.launch()\n")
+    out = tmp_path / "space"
+    done = subprocess.run([sys.executable, "-m", "vaelab", "space", "someone/my-vae", "--dry-run", "--out", str(out),
+                           "--app", "app.py", "--include", "my-vae", "photos", "--no-checkpoints"],
+                          cwd=project, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert (out / "my-vae" / "config.json").is_file() and (out / "photos" / "all" / "0.png").is_file()
+    assert not (out / "checkpoints").exists() and (out / "vaelab" / "fonts" / "DejaVuSans-subset.ttf").is_file()
+    assert "app_file: app.py" in (out / "README.md").read_text()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    built = subprocess.run([sys.executable, "-c", "import app, vaelab; print(type(app.demo).__name__, vaelab.__file__)"],
+                           cwd=out, capture_output=True, text=True, timeout=300, env=env)
+    assert built.returncode == 0, built.stderr[-2000:]
+    assert built.stdout.startswith("Blocks") and str(out) in built.stdout

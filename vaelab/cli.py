@@ -802,8 +802,9 @@ def cmd_space(args) -> int:
         return 2
     folder = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="vaelab-space-"))
     try:
-        entries = assemble(folder, gpu=args.gpu)
-    except FileExistsError as error:
+        entries = assemble(folder, gpu=args.gpu, app=Path(args.app) if args.app else None,
+                           include=[Path(p) for p in args.include], checkpoints=not args.no_checkpoints)
+    except (FileExistsError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(describe(entries))
@@ -826,6 +827,11 @@ def add_space(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu", action="store_true", help="GPU hardware: keep PyPI's CUDA torch (default: CPU wheels)")
     p.add_argument("--hardware", default=None, help="request Space hardware, e.g. cpu-basic, t4-small")
     p.add_argument("--private", action="store_true", help="create the Space private")
+    p.add_argument("--app", default=None, help="your own app.py (e.g. one calling vaelab.explore(..., launch=False) "
+                                               "on your model) instead of the project's")
+    p.add_argument("--include", nargs="*", default=[], metavar="PATH",
+                   help="files and folders your app needs (your model, your images)")
+    p.add_argument("--no-checkpoints", action="store_true", help="leave the shipped checkpoints out")
 
 
 @command("push", "upload a checkpoint folder to the Hugging Face Hub with a model card "

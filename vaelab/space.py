@@ -62,11 +62,42 @@ def _readme_pictures(readme: str) -> set[str]:
     return set(re.findall(r"\((assets/[^)\s]+\.(?:png|jpg|jpeg|gif|webp))\)", readme))
 
 
-def plan(root: Path = REPO_ROOT, gpu: bool = False) -> list[Entry]:
-    """Every file the Space gets, with why, in upload order."""
+CARD = """---
+title: {title}
+emoji: 🔬
+colorFrom: indigo
+colorTo: purple
+sdk: gradio
+sdk_version: 6.31.0
+python_version: "3.11"
+app_file: app.py
+license: mit
+short_description: {short}
+---
+
+# {title}
+
+A model explored with vaelab: its latent map, and the views that apply to it.
+"""
+
+
+def plan(root: Path = REPO_ROOT, gpu: bool = False, app: Path | None = None, include=(),
+         checkpoints: bool = True) -> list[Entry]:
+    """Every file the Space gets, with why, in upload order. ``app``: your own ``app.py`` instead of
+    the project's (e.g. one that calls ``vaelab.explore(..., launch=False)`` on your model), with
+    a generated card; ``include``: files and folders it needs (your model, your images), placed
+    as they lie relative to it; ``checkpoints=False`` leaves the shipped models out."""
     root = Path(root)
-    entries = [Entry("app.py", "the entry point the Space runs (the card's app_file)", root / "app.py"),
-               Entry("README.md", "the Space's card (its front matter) and the page visitors read", root / "README.md"),
+    if app is not None:
+        app = Path(app).resolve()
+        title = app.parent.name or "vaelab"
+        entries = [Entry("app.py", "your app, the entry point the Space runs (the card's app_file)", app),
+                   Entry("README.md", "generated: the Space's card (its front matter)")]
+    else:
+        entries = [Entry("app.py", "the entry point the Space runs (the card's app_file)", root / "app.py"),
+                   Entry("README.md", "the Space's card (its front matter) and the page visitors read",
+                         root / "README.md")]
+    entries += [
                Entry("requirements.txt", "generated: " + ("PyPI's CUDA torch (GPU hardware)" if gpu else
                                                           "torch and torchvision from PyTorch's CPU wheels")),
                Entry(".gitattributes", "generated: binaries through the Hub's large-file storage, for git pushes")]
@@ -80,24 +111,35 @@ def plan(root: Path = REPO_ROOT, gpu: bool = False) -> list[Entry]:
             entries.append(Entry(p.relative_to(root).as_posix(), "the library and the app", p))
         elif p.suffix in (".js", ".css") and "static" in p.parts:
             entries.append(Entry(p.relative_to(root).as_posix(), "the page's own script or style", p))
+        elif p.suffix in (".ttf", ".txt") and "fonts" in p.parts:
+            entries.append(Entry(p.relative_to(root).as_posix(), "the font the pictures' text is written in", p))
+    for item in include:
+        item = Path(item).resolve()
+        if not item.exists():
+            raise FileNotFoundError(f"{item} (given to include) does not exist")
+        base = app.parent if app is not None and item.is_relative_to(app.parent) else item.parent
+        for p in sorted([item] if item.is_file() else item.rglob("*")):
+            if p.is_file() and not SKIP_PARTS & set(p.relative_to(base).parts):
+                entries.append(Entry(p.relative_to(base).as_posix(), "a file your app needs", p))
     ck = root / "checkpoints"
-    for p in sorted(ck.rglob("*")) if ck.is_dir() else ():
+    for p in sorted(ck.rglob("*")) if ck.is_dir() and checkpoints else ():
         rel = p.relative_to(root)
         if not p.is_file() or p.name.startswith(("training_state.", ".")) or SKIP_PARTS & set(rel.parts):
             continue
         entries.append(Entry(rel.as_posix(), "a shipped model (config, weights, metrics, cached arrays)", p))
-    for rel in sorted(_readme_pictures((root / "README.md").read_text())):
+    for rel in sorted(_readme_pictures((root / "README.md").read_text())) if app is None else ():
         if (root / rel).is_file():
             entries.append(Entry(rel, "a picture the README shows", root / rel))
     return entries
 
 
-def assemble(dest: Path, root: Path = REPO_ROOT, gpu: bool = False) -> list[Entry]:
+def assemble(dest: Path, root: Path = REPO_ROOT, gpu: bool = False, app: Path | None = None, include=(),
+             checkpoints: bool = True) -> list[Entry]:
     """Copy the plan into the new or empty folder ``dest``; returns the entries."""
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise FileExistsError(f"{dest} is not empty: the Space is assembled into a new folder")
-    entries = plan(root, gpu)
+    entries = plan(root, gpu, app, include, checkpoints)
     for e in entries:
         target = dest / e.path
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -107,6 +149,9 @@ def assemble(dest: Path, root: Path = REPO_ROOT, gpu: bool = False) -> list[Entr
             target.write_text(requirements(gpu, root))
         elif e.path == ".gitattributes":
             target.write_text(GITATTRIBUTES)
+        elif e.path == "README.md":
+            title = Path(app).resolve().parent.name if app is not None else "vaelab"
+            target.write_text(CARD.format(title=title, short="An autoencoder's latent space, explored"))
     return entries
 
 
