@@ -185,6 +185,9 @@ def validate_config(entry, values: dict, where: str = "config.json") -> None:
 def build_model(meta: dict, folder: str | os.PathLike = "?", device: str | torch.device | None = None):
     """A fresh model (random weights) from a checkpoint's config.json contents, its config
     checked first (:func:`validate_config`); ``device="meta"`` builds it without memory."""
+    if isinstance(meta, dict) and "variant" not in meta and "_class_name" in meta:
+        raise CheckpointError(f"this is a diffusers {meta['_class_name']} folder, not a vaelab checkpoint: explore it "
+                              "with `vaelab explore diffusers:FOLDER --data IMAGES` (or vaelab.explore in Python)")
     try:
         entry = get_entry(meta["variant"])
     except KeyError as error:

@@ -65,6 +65,14 @@ def _members(z: zipfile.ZipFile) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
         paths.append((info, p))
     if total > MAX_UNPACKED_BYTES:
         raise UploadError(f"The zip unpacks to {total / 2**20:.0f} MB; the limit is {MAX_UNPACKED_BYTES // 2**20} MB.")
+    names = {p.name for _, p in paths}
+    if names & {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"}:
+        raise UploadError("This is a diffusers model folder, not a vaelab checkpoint: the Models tab takes vaelab "
+                          "checkpoints. Explore a diffusers model on your own machine with `vaelab explore "
+                          "diffusers:FOLDER --data IMAGES`, or put it on a Space with `vaelab space --app`.")
+    if "model_config.json" in names and "config.json" not in names:
+        raise UploadError("This looks like a pythae model folder, not a vaelab checkpoint: explore it on your own "
+                          "machine with `vaelab explore pythae:FOLDER --data IMAGES`.")
     configs = [p for _, p in paths if p.name == "config.json" and "prior" not in p.parts[:-1]]
     if len(configs) != 1:
         raise UploadError("The zip must hold one checkpoint folder: a config.json beside model.safetensors "
