@@ -267,3 +267,8 @@ def test_an_explored_grey_digit_model_can_be_drawn_for():
     out = draw.draw("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(), [card.name], plan)
     assert "my digits" in out["recons"] and out["seen"].shape[0] == out["seen"].shape[1]
     assert "Draw" in tab_names(build([card], explored=True))
+
+
+def test_the_map_says_how_a_spatial_latent_became_a_point(kl_card):
+    payload = latent_canvas.map_points({"model": kl_card.name, "view": "pca"})
+    assert "flattened latent (4×8×8 = 256 numbers)" in payload["note"] or "averaged over" in payload["note"]

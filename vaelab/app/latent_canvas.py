@@ -134,8 +134,11 @@ def map_payload(name, view) -> dict:
     note = ""
     if left.shape[1] == 1:  # a 1-D latent recorded as one column: a random vertical spread keeps the dots apart
         left = np.column_stack([left[:, 0], np.random.default_rng(0).uniform(-1, 1, len(left))])
+    how = str(m.metrics.get("embedding", {}).get("model_projection", ""))
+    if view == "pca" and ("flattened" in how or "averaged" in how):  # a spatial latent: say how it became a point
+        note = f"Left: {how}."
     if viz.robust_range(left[:, 0]) or viz.robust_range(left[:, 1]):
-        note = "A few points lie beyond the view (the axes span the 1st–99th percentile)."
+        note = (note + " " if note else "") + "A few points lie beyond the view (the axes span the 1st–99th percentile)."
     return {"key": f"{name}|{view}", "n": int(len(labels)),
             "labels": base64.b64encode(labels.tobytes()).decode("ascii"),
             "pad": has_latent_plane(m), "note": note, "noun": m.noun,

@@ -12,7 +12,7 @@
 
 const COLOURS = props.colours || ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
                                   "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
-const M = {l: 44, r: 10, t: 8, b: 34};  // plot margins inside each canvas, CSS pixels
+const M = {l: 50, r: 10, t: 8, b: 40};  // plot margins inside each canvas, CSS pixels
 const HIT = 8;                          // a point within this many pixels is under the cursor
 const root = element.querySelector(".lc") || element;
 root.innerHTML = `
@@ -122,8 +122,8 @@ function drawPoints(panel) {
   ctx.clearRect(0, 0, panel.w, panel.h);
   panel.title.textContent = q.title; panel.title.title = q.title;
   // axes, ticks and titles
-  ctx.strokeStyle = "#9aa0a6"; ctx.lineWidth = 1; ctx.fillStyle = "#5f6368";
-  ctx.font = "11px sans-serif";
+  ctx.strokeStyle = "#9aa0a6"; ctx.lineWidth = 1; ctx.fillStyle = "#3c4043";
+  ctx.font = "13px sans-serif";  // readable on a projector from the back of a room
   ctx.strokeRect(M.l + 0.5, M.t + 0.5, panel.w - M.l - M.r - 1, panel.h - M.t - M.b - 1);
   ctx.textAlign = "center"; ctx.textBaseline = "top";
   for (const t of niceTicks(q.range[0], q.range[1], 5)) {
@@ -135,7 +135,7 @@ function drawPoints(panel) {
     const y = s.sy(t); ctx.fillText(+t.toPrecision(3), M.l - 5, y);
     ctx.beginPath(); ctx.moveTo(M.l - 3, y); ctx.lineTo(M.l, y); ctx.stroke();
   }
-  ctx.textAlign = "center"; ctx.textBaseline = "bottom"; ctx.fillStyle = "#202124"; ctx.font = "12px sans-serif";
+  ctx.textAlign = "center"; ctx.textBaseline = "bottom"; ctx.fillStyle = "#202124"; ctx.font = "14px sans-serif";
   ctx.fillText(q.axes[0], M.l + (panel.w - M.l - M.r) / 2, panel.h - 1);
   ctx.save(); ctx.translate(11, M.t + (panel.h - M.t - M.b) / 2); ctx.rotate(-Math.PI / 2);
   ctx.textBaseline = "middle"; ctx.fillText(q.axes[1], 0, 0); ctx.restore();
