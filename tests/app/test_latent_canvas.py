@@ -38,7 +38,7 @@ def test_points_carry_every_test_image_within_quantisation():
     assert np.abs(left - coords).max() <= span.max() / 65535 + 1e-6
     assert np.allclose(right, m.arrays["coords_pca"], atol=(np.ptp(m.arrays["coords_pca"]) / 65535) + 1e-6)
     assert p["panels"][0]["latent"] and not p["panels"][1]["latent"]
-    assert p["panels"][0]["axes"] == ["z₁", "z₂"] and "5-NN acc" in p["panels"][0]["title"]
+    assert p["panels"][0]["axes"] == ["z₁", "z₂"] and "5-NN accuracy here" in p["panels"][0]["title"]
 
 
 def test_a_higher_dimensional_latent_has_no_pad_and_gets_a_view_that_applies():

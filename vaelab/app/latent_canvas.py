@@ -116,8 +116,10 @@ def map_titles(m: Loaded, view: str) -> tuple[str, str]:
     if one_number(m):
         what = "its 1-D latent (across; the vertical spread is random)"
     score = lambda name: viz_fmt(emb.get(name))  # noqa: E731
-    return (f"{m.card.display}: {what} · {k}-NN acc {score('knn_' + key)}, trust {score('trust_' + key)}",
-            f"PCA of the pixels · {k}-NN acc {score('knn_pca')}, trust {score('trust_pca')}")
+    # spelled out: these are the 2-D view's own scores (the live line under the map gives the full latent's)
+    return (f"{m.card.display}: {what} · {k}-NN accuracy here {score('knn_' + key)} · trustworthiness "
+            f"{score('trust_' + key)}",
+            f"PCA of the pixels · {k}-NN accuracy here {score('knn_pca')} · trustworthiness {score('trust_pca')}")
 
 
 def viz_fmt(v) -> str:

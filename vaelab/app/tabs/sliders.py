@@ -123,7 +123,8 @@ def elbo_markdown(m: Loaded) -> str:
     recon, kl, beta = loss.get("recon"), loss.get("kl"), loss.get("beta", 1.0)
     lines = []
     if isinstance(recon, (int, float)) and isinstance(kl, (int, float)):
-        lines.append(f"**{m.card.display}, test set** (nats per image): "
+        lines.append(f"**{m.card.display}, test set** (in nats per image — information measured with natural "
+                     "logarithms; 1 nat ≈ 1.44 bits): "
                      f"$-\\mathrm{{ELBO}} = \\underbrace{{{recon:.2f}}}_{{\\text{{reconstruction}}}} + "
                      f"\\underbrace{{{kl:.2f}}}_{{\\mathrm{{KL}}}} = {recon + kl:.2f}$.")
         if beta != 1.0:
