@@ -71,8 +71,9 @@ RECIPES: list[Recipe] = [
            half_weights=True, purpose="2-D latent map"),
     Recipe("linear-ae-2d", "linear-ae", overrides={"latent_dim": 2}, epochs=5, train={"lr": 3e-3},
            purpose="beside PCA at d=2"),
-    Recipe("vae-16", "vae", overrides={**MLP, "latent_dim": 16}, epochs=10, purpose="latent sliders"),
-    Recipe("cvae", "cvae", overrides={**MLP, "latent_dim": 2}, epochs=10, purpose="ask for a digit"),
+    # float16 weights (restored to float32 on loading) keep what ships under the Space's size limit
+    Recipe("vae-16", "vae", overrides={**MLP, "latent_dim": 16}, epochs=10, half_weights=True, purpose="latent sliders"),
+    Recipe("cvae", "cvae", overrides={**MLP, "latent_dim": 2}, epochs=10, half_weights=True, purpose="ask for a digit"),
     # the beta series: the same network and training for every beta, each run until its validation
     # loss has not improved for 10 epochs (at most 300)
     *[Recipe(f"beta-vae-{b:g}", "beta-vae", overrides={**MLP, "latent_dim": 10, "beta": float(b)}, epochs=300,
@@ -96,7 +97,7 @@ RECIPES: list[Recipe] = [
     Recipe("ae-32", "ae", epochs=5, purpose="shallow 784-32-784 baseline"),
     Recipe("linear-ae-8", "linear-ae", overrides={"latent_dim": 8}, epochs=5, train={"lr": 3e-3}),
     Recipe("linear-ae-32", "linear-ae", overrides={"latent_dim": 32}, epochs=5, train={"lr": 3e-3}),
-    Recipe("ae-8", "ae", overrides={**MLP, "latent_dim": 8}, epochs=5, purpose="AE vs PCA at d=8"),
+    Recipe("ae-8", "ae", overrides={**MLP, "latent_dim": 8}, epochs=5, half_weights=True, purpose="AE vs PCA at d=8"),
     Recipe("deep-ae", "deep-ae", epochs=30, train={"lr_schedule": "cosine"}),
     Recipe("conv-ae", "conv-ae", epochs=5),
     # each regulariser beside a plain autoencoder that differs from it only in the penalty (the same

@@ -192,15 +192,17 @@ function star(ctx, x, y, r) {
 function starRadius(s, g) {
   if (!g || !g.sigma) return 9;
   const r = Math.min(2 * g.sigma[0] * s.kx, 2 * g.sigma[1] * s.ky);
-  return Math.max(3, Math.min(9, r - 2));
+  return Math.max(6, Math.min(9, r - 2));
 }
 
 function ellipse(ctx, s, g, colour) {
   if (!g || !g.mu || !g.sigma) return;
-  ctx.save(); ctx.strokeStyle = colour; ctx.lineWidth = 2; ctx.setLineDash([5, 3]);
-  ctx.beginPath();
-  ctx.ellipse(s.sx(g.mu[0]), s.sy(g.mu[1]), Math.max(1, 2 * g.sigma[0] * s.kx), Math.max(1, 2 * g.sigma[1] * s.ky),
-              0, 0, 2 * Math.PI);
+  const rx = Math.max(1.5, 2 * g.sigma[0] * s.kx), ry = Math.max(1.5, 2 * g.sigma[1] * s.ky);
+  const small = Math.min(rx, ry) < 10;  // inside the star: solid, on a white halo, so it shows on top of it
+  ctx.save();
+  ctx.beginPath(); ctx.ellipse(s.sx(g.mu[0]), s.sy(g.mu[1]), rx, ry, 0, 0, 2 * Math.PI);
+  ctx.strokeStyle = "#ffffff"; ctx.lineWidth = 4; ctx.stroke();
+  ctx.strokeStyle = colour; ctx.lineWidth = 2; if (!small) ctx.setLineDash([5, 3]);
   ctx.stroke(); ctx.restore();
 }
 
