@@ -283,9 +283,9 @@ def test_gumbel_tab_moving_tau_changes_the_soft_codes(page, shots):
     page.wait_for_function("([s, before]) => document.querySelector(s).src !== before", arg=[soft, soft_before])
     assert page.locator("#gb-live .gl-range").input_value() == "-1.2"
     assert "At τ = 0.063" in page.locator("#gb-live .gl-entropy").inner_text()
-    # let go: the gap's numbers follow the page's τ (at the nearest τ of the curve, 0.0696)
+    # let go: the gap's numbers are quoted at the page's τ itself (10^-1.2 = 0.0631), not the curve's nearest point
     page.wait_for_function("() => [...document.querySelectorAll('.prose')].some(e => e.textContent.includes("
-                           "'At τ = 0.0696 the relaxed objective'))")
+                           "'At τ = 0.0631 the relaxed objective'))")
     # dragging the slider with the keyboard redraws too
     shown = page.locator(heat).get_attribute("src")
     page.locator("#gb-live .gl-range").focus()
@@ -417,7 +417,7 @@ def test_an_explored_colour_model_in_the_browser(browser, explored_url, shots):
                            "document.body.innerText.includes('Test image #')")
     page.screenshot(path=str(shots / "explored.png"), full_page=True)
     page.get_by_role("tab", name="Draw").click()
-    assert page.get_by_text("Drawing is for digit models").is_visible()
+    assert page.get_by_text("Drawing is for grey digit models").is_visible()
     page.close()
 
 
