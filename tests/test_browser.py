@@ -366,6 +366,13 @@ def test_uploading_a_checkpoint_zip_adds_it_to_the_pickers(page, shots, tmp_path
     options = page.locator("ul[role=listbox] li").all_inner_texts()
     assert any("your vae (my-model" in t for t in options)
     page.keyboard.press("Escape")
+    # a refused model after it (a Hub id this offline machine cannot fetch): the status line no
+    # longer says the last one loaded
+    page.get_by_role("tab", name="Models").click()
+    page.locator("#upload-hub textarea, #upload-hub input").first.fill("someone/not-on-this-machine")
+    page.locator("#upload-hub-load").click()
+    page.wait_for_function("() => document.querySelector('#upload-status').innerText.includes('Not loaded')",
+                           timeout=60_000)
 
 
 @pytest.fixture(scope="module")

@@ -51,6 +51,9 @@ def checkpoints_table(cards: list[Card] | None = None) -> str:
     return "\n".join(rows)
 
 
+NOT_LOADED = "**Not loaded**: the message at the top says why. Nothing was added to this page's pickers."
+
+
 def load_upload(path, mine, progress=gr.Progress()) -> dict:
     """An uploaded zip: check, score, and add the model to this session's pickers."""
     from vaelab.app.state import runs_dir
@@ -114,10 +117,13 @@ def render(cards: list[Card], explored: bool = False, mine=None) -> None:
                                             placeholder="someone/vae-mnist", elem_id="upload-hub", max_length=120)
                         hub_load = gr.Button("Load from the Hub", elem_id="upload-hub-load")
                 c = {"upload_status": gr.Markdown(elem_id="upload-status"), "mine": mine}
-            upload.upload(keyed(load_upload, c), [upload, mine], [c["upload_status"], mine],
-                          api_name="upload_checkpoint", concurrency_limit=1, concurrency_id="upload")
-            gr.on([hub_load.click, hub_id.submit], keyed(load_hub, c), [hub_id, mine], [c["upload_status"], mine],
-                  api_name="load_from_hub", concurrency_limit=1, concurrency_id="upload")
+            events = [upload.upload(keyed(load_upload, c), [upload, mine], [c["upload_status"], mine],
+                                    api_name="upload_checkpoint", concurrency_limit=1, concurrency_id="upload"),
+                      gr.on([hub_load.click, hub_id.submit], keyed(load_hub, c), [hub_id, mine],
+                            [c["upload_status"], mine], api_name="load_from_hub", concurrency_limit=1,
+                            concurrency_id="upload")]
+            for event in events:  # a refused file replaces the last line, which may be an earlier success
+                event.failure(lambda: NOT_LOADED, None, c["upload_status"], queue=False, api_visibility="private")
         gr.Markdown("Shipped checkpoints (test-set numbers from each `metrics.json`):")
         gr.Markdown(checkpoints_table(cards), elem_classes=["vl-table"])
         gr.Markdown("Every variant below trains with `python -m vaelab train NAME` and loads from its "
