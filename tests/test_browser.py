@@ -449,13 +449,11 @@ OVERLAPS = """() => {
 
 
 def _open_tab(page, name: str) -> None:
-    button = page.get_by_role("tab", name=name)
-    if button.count() and button.is_visible():
-        button.click()
-    else:
-        page.get_by_label("More tabs").click()
-        page.locator(".overflow-dropdown button", has_text=name).click()
-    page.wait_for_timeout(1500)
+    """Open a tab as the screenshot script does (on a phone, through the "More tabs" menu)."""
+    from assets.screenshots import tab
+
+    tab(page, name)
+    page.wait_for_timeout(700)
 
 
 @pytest.mark.parametrize("size", [(1400, 1000), (1280, 720), (390, 844)])
