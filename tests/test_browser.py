@@ -285,7 +285,7 @@ def test_gumbel_tab_moving_tau_changes_the_soft_codes(page, shots):
     assert "At τ = 0.063" in page.locator("#gb-live .gl-entropy").inner_text()
     # let go: the gap's numbers are quoted at the page's τ itself (10^-1.2 = 0.0631), not the curve's nearest point
     page.wait_for_function("() => [...document.querySelectorAll('.prose')].some(e => e.textContent.includes("
-                           "'At τ = 0.0631 the relaxed objective'))")
+                           "'At τ = 0.0631 the relaxed objective'))", timeout=60_000)
     # dragging the slider with the keyboard redraws too
     shown = page.locator(heat).get_attribute("src")
     page.locator("#gb-live .gl-range").focus()
@@ -473,6 +473,10 @@ def test_no_label_covers_a_picture_a_chart_or_a_table(browser, app_url, size):
 
 
 def test_on_a_phone_the_regularisers_pictures_are_shown_at_a_readable_size(browser, app_url):
+    from vaelab.app import state
+
+    if state.dataset("mnist") is None:
+        pytest.skip("the Regularisers pictures need the MNIST test images (set VAELAB_DATA to a folder with MNIST/raw/)")
     page = browser.new_page(viewport={"width": 390, "height": 844})
     page.set_default_timeout(TIMEOUT)
     try:
