@@ -215,20 +215,24 @@ def test_sliders_on_a_large_spatial_latent_start_from_the_images_whole_latent(kl
     assert "the other 224 keep the test image's values" in out["explanation"]
 
 
+class GreyAE(torch.nn.Module):
+    """A linear encoder and a sigmoid decoder over grey ``side``×``side`` images, ``code`` numbers."""
+
+    def __init__(self, side: int, code: int):
+        super().__init__()
+        self.side = side
+        self.e, self.d = torch.nn.Linear(side * side, code), torch.nn.Linear(code, side * side)
+
+    def encode(self, x):
+        return self.e(x.flatten(1))
+
+    def decode(self, z):
+        return torch.sigmoid(self.d(z)).reshape(-1, 1, self.side, self.side)
+
+
 def test_a_one_number_latent_is_mapped_across_with_a_random_spread():
-    class OneNumber(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.e, self.d = torch.nn.Linear(64, 1), torch.nn.Linear(1, 64)
-
-        def encode(self, x):
-            return self.e(x.flatten(1))
-
-        def decode(self, z):
-            return torch.sigmoid(self.d(z)).reshape(-1, 1, 8, 8)
-
     x = torch.rand(40, 1, 8, 8)
-    net = OneNumber()
+    net = GreyAE(side=8, code=1)
     card = explored.register(ex.embed(net, x, labels=torch.arange(40) % 2, progress=False), "one number")
     payload = latent_canvas.map_points({"model": card.name, "view": "pca"})
     assert payload["n"] == 40 and payload["panels"][0]["axes"][1].startswith("random spread")
@@ -242,18 +246,7 @@ def test_the_codebook_tab_says_a_model_without_a_prior_has_nothing_to_sample(vq_
 
 
 def test_an_explored_grey_digit_model_can_be_drawn_for():
-    class Digits(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.e, self.d = torch.nn.Linear(784, 2), torch.nn.Linear(2, 784)
-
-        def encode(self, x):
-            return self.e(x.flatten(1))
-
-        def decode(self, z):
-            return torch.sigmoid(self.d(z)).reshape(-1, 1, 28, 28)
-
-    card = explored.register(ex.embed(Digits(), torch.rand(30, 1, 28, 28), progress=False), "my digits")
+    card = explored.register(ex.embed(GreyAE(side=28, code=2), torch.rand(30, 1, 28, 28), progress=False), "my digits")
     assert draw.drawable([card]) == [card]
     plan = draw.draw_plan([card])
     assert plan.candidates == [card] and plan.map_card == card
